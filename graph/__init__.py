@@ -1,0 +1,1 @@
+"""Songbook's GraphQL layer: the Starlette app, the schema, its resolvers and loaders."""

@@ -1,0 +1,97 @@
+"""The `songbook` command: serve, migrate, export-schema, seed."""
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from persistence.config import DatabaseSettings
+
+DEFAULT_SCHEMA_PATH = Path("schema.graphql")
+
+
+def migrate(settings: DatabaseSettings) -> None:
+    from persistence.migrate import upgrade
+
+    upgrade(settings.url)
+
+
+def export_schema(path: Path | None) -> None:
+    from graph.schema import schema
+
+    text = schema.as_str() + "\n"
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+
+
+def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+    import uvicorn
+
+    migrate(settings)
+    uvicorn.run(
+        "graph.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        workers=None if args.reload else args.workers,
+        log_level=args.log_level,
+    )
+
+
+def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+    from graph.seed import seed_library
+
+    migrate(settings)
+    asyncio.run(seed_library(settings, songs=args.songs, batch_size=args.batch_size))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="songbook", description="Songbook: a GraphQL API for a karaoke song library."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="migrate, then serve the API")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--reload", action="store_true", help="restart on code changes")
+    serve_parser.add_argument("--workers", type=int, default=1, help="server processes")
+    serve_parser.add_argument("--log-level", default="info")
+
+    commands.add_parser("migrate", help="bring the database schema to the newest revision")
+
+    export_parser = commands.add_parser("export-schema", help="write the schema in SDL")
+    export_parser.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_SCHEMA_PATH, help="'-' for stdout"
+    )
+
+    seed_parser = commands.add_parser("seed", help="fill the library with demo songs and jobs")
+    seed_parser.add_argument("--songs", type=int, default=1000)
+    seed_parser.add_argument("--batch-size", type=int, default=5000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = DatabaseSettings.from_env()
+    except ValueError as error:
+        sys.exit(f"songbook: {error}")
+    if args.command == "serve":
+        serve(args, settings)
+    elif args.command == "migrate":
+        migrate(settings)
+    elif args.command == "export-schema":
+        export_schema(None if str(args.path) == "-" else args.path)
+    elif args.command == "seed":
+        if args.songs < 0:
+            sys.exit("songbook: --songs must not be negative")
+        seed(args, settings)
+
+
+if __name__ == "__main__":
+    main()

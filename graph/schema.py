@@ -1,0 +1,79 @@
+"""The root types, composed from each domain, and the schema with its extensions."""
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import QueryDepthLimiter, ValidationCache
+
+from graph.context import Info
+from graph.errors import ErrorCodes, ParserCache
+from graph.jobs.mutations import JobMutation
+from graph.jobs.queries import JobQuery
+from graph.jobs.types import Job
+from graph.relay import Node, parse_global_id
+from graph.songs.mutations import SongMutation
+from graph.songs.queries import SongQuery
+from graph.songs.types import Song
+from graph.users.mutations import UserMutation
+from graph.users.queries import UserQuery
+from graph.users.types import User
+
+MAX_QUERY_DEPTH = 12
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(description="Any object by its global id (Relay), or null.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        from graph.relay import InvalidGlobalId
+
+        parsed = parse_global_id(id)
+        if parsed is None:
+            raise InvalidGlobalId("id")
+        type_name, db_id = parsed
+        loaders = info.context.loaders
+        if type_name == "Song":
+            song = await loaders.song_by_id.load(db_id)
+            return None if song is None else Song.from_model(song)
+        if type_name == "Job":
+            job = await loaders.job_by_id.load(db_id)
+            return None if job is None else Job.from_model(job)
+        if type_name == "User":
+            async with info.context.read() as repos:
+                user = await repos.users.get(db_id)
+            return None if user is None else User.from_model(user)
+        return None
+
+
+@strawberry.type(description="Everything Songbook can be asked.")
+class Query(NodeQuery, SongQuery, JobQuery, UserQuery):
+    pass
+
+
+@strawberry.type(description="Everything Songbook can be told to change.")
+class Mutation(SongMutation, JobMutation, UserMutation):
+    pass
+
+
+class SongbookSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # ErrorCodes logs the unexpected ones; clients' mistakes are not worth a traceback.
+        return None
+
+
+def build_schema() -> strawberry.Schema:
+    return SongbookSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[Song, Job, User],
+        extensions=[
+            ErrorCodes,
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+        ],
+    )
+
+
+schema = build_schema()

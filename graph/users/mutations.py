@@ -1,0 +1,49 @@
+"""Signing users up."""
+
+from typing import Annotated
+
+import strawberry
+
+from graph.context import Info
+from graph.errors import Error, ValidationErrorType, validation_error
+from graph.users.types import User
+from persistence.errors import Conflict, ValidationError
+from persistence.validation import clean_user
+
+
+@strawberry.input(description="A new user.")
+class CreateUserInput:
+    username: str = strawberry.field(description="3-64 letters, digits, dots, dashes or _.")
+    email: str | None = strawberry.field(default=None, description="An email address.")
+
+
+@strawberry.type(description="The user was created.")
+class CreateUserSuccess:
+    user: User = strawberry.field(description="The new user.")
+
+
+@strawberry.type(description="The username or email is taken.")
+class UserConflictError(Error):
+    field: str = strawberry.field(description="`username` or `email`.")
+
+
+CreateUserPayload = Annotated[
+    CreateUserSuccess | ValidationErrorType | UserConflictError,
+    strawberry.union("CreateUserPayload", description="The result of createUser."),
+]
+
+
+@strawberry.type
+class UserMutation:
+    @strawberry.mutation(description="Create a user.")
+    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserPayload:
+        try:
+            values = clean_user(input.username, input.email)
+            async with info.context.write() as repos:
+                row = await repos.users.create(**values)
+        except ValidationError as error:
+            return validation_error(error)
+        except Conflict as error:
+            field = "email" if error.constraint == "uq_users_email" else "username"
+            return UserConflictError(message=f"That {field} is already taken", field=field)
+        return CreateUserSuccess(user=User.from_model(row))

@@ -1,0 +1,160 @@
+"""The tables: songs, their processing jobs, and users."""
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from persistence.ids import new_id
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite keeps no zone, so values are normalised to UTC on the way in and marked UTC on
+    the way out; PostgreSQL's `timestamptz` round-trips the same values unchanged.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SongSource(enum.StrEnum):
+    YOUTUBE = "youtube"
+    UPLOAD = "upload"
+    LOCAL = "local"
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def _values(enum_class: type[enum.StrEnum]) -> list[str]:
+    return [member.value for member in enum_class]
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose MetaData names every constraint and index the same way."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Song(Base):
+    __tablename__ = "songs"
+    __table_args__ = (
+        sa.Index(None, "date_added", "id"),
+        sa.Index(None, "title", "id"),
+        sa.Index(None, "source", "date_added", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(sa.String(300))
+    artist: Mapped[str | None] = mapped_column(sa.String(300))
+    album: Mapped[str | None] = mapped_column(sa.String(300))
+    source: Mapped[SongSource | None] = mapped_column(
+        sa.Enum(
+            SongSource,
+            name="source",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=_values,
+            validate_strings=True,
+        )
+    )
+    youtube_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    file_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    vocals_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    instrumental_path: Mapped[str | None] = mapped_column(sa.String(1024))
+    lyrics: Mapped[str | None] = mapped_column(sa.Text)
+    date_added: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+
+    jobs: Mapped[list["Job"]] = relationship(
+        back_populates="song", lazy="raise", passive_deletes=True
+    )
+
+    @property
+    def artist_sort_key(self) -> str:
+        """The value songs are ordered by when sorted by artist (no artist sorts first)."""
+        return self.artist or ""
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.CheckConstraint("progress >= 0 AND progress <= 100", name="progress_range"),
+        sa.Index(None, "song_id", "created_at", "id"),
+        sa.Index(None, "status", "created_at"),
+        sa.Index(None, "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    song_id: Mapped[str] = mapped_column(sa.ForeignKey("songs.id", ondelete="CASCADE"))
+    status: Mapped[JobStatus] = mapped_column(
+        sa.Enum(
+            JobStatus,
+            name="status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=_values,
+            validate_strings=True,
+        ),
+        default=JobStatus.PENDING,
+        server_default=JobStatus.PENDING.value,
+    )
+    progress: Mapped[int] = mapped_column(default=0, server_default="0")
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=sa.func.now()
+    )
+
+    song: Mapped[Song] = relationship(back_populates="jobs", lazy="raise")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )

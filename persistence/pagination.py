@@ -1,0 +1,155 @@
+"""Keyset pagination: pages that cost the same wherever they start.
+
+A cursor names the sort key of the row it stands for; the next page is the rows whose key
+comes after it. No OFFSET is ever used, so page 2,000 reads what page 1 reads.
+"""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import QueryableAttribute
+
+from persistence.errors import ValidationError
+
+T = TypeVar("T")
+
+KeyColumn = sa.ColumnElement[Any] | QueryableAttribute[Any]
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetOrder:
+    """A total order over rows: sort columns ending in the primary key, one direction."""
+
+    name: str
+    columns: tuple[KeyColumn, ...]
+    attributes: tuple[str, ...]
+    descending: bool
+
+    def order_by(self, *, reverse: bool = False) -> list[sa.UnaryExpression[Any]]:
+        descending = self.descending != reverse
+        return [column.desc() if descending else column.asc() for column in self.columns]
+
+    def beyond(self, values: Sequence[Any], *, reverse: bool = False) -> sa.ColumnElement[bool]:
+        """Rows strictly past `values` in this order (before them when `reverse`).
+
+        Written as `(a > x) OR (a = x AND b > y)` rather than a row-value comparison so both
+        SQLite and PostgreSQL use the composite index for it.
+        """
+        descending = self.descending != reverse
+        clauses: list[sa.ColumnElement[bool]] = []
+        for position, column in enumerate(self.columns):
+            equal = [self.columns[i] == values[i] for i in range(position)]
+            past = column < values[position] if descending else column > values[position]
+            clauses.append(sa.and_(*equal, past))
+        return sa.or_(*clauses)
+
+    def key_of(self, row: Any) -> tuple[Any, ...]:
+        return tuple(getattr(row, attribute) for attribute in self.attributes)
+
+    def cursor_of(self, row: Any) -> str:
+        return encode_cursor(self.name, self.key_of(row))
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """What a client asked for: `first` rows after a cursor, or `last` rows before one."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    def validated(self) -> "PageRequest":
+        if self.first is not None and self.last is not None:
+            raise ValidationError("first", "Pass either first or last, not both")
+        for name, size in (("first", self.first), ("last", self.last)):
+            if size is not None and size < 0:
+                raise ValidationError(name, f"{name} must not be negative")
+            if size is not None and size > MAX_PAGE_SIZE:
+                raise ValidationError(name, f"{name} must be at most {MAX_PAGE_SIZE}")
+        if self.first is None and self.last is None:
+            return PageRequest(DEFAULT_PAGE_SIZE, self.after, None, self.before)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    rows: list[T]
+    cursors: list[str]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return datetime.fromisoformat(value["t"])
+    return value
+
+
+def encode_cursor(order_name: str, key: Sequence[Any]) -> str:
+    payload = orjson.dumps([order_name, [_encode_value(v) for v in key]])
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def decode_cursor(field: str, cursor: str, order: KeysetOrder) -> tuple[Any, ...]:
+    """The sort key inside a cursor, which must come from a page in the same order."""
+    invalid = ValidationError(field, f"{field} is not a valid cursor for this list")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        order_name, values = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        key = tuple(_decode_value(v) for v in values)
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeEncodeError):
+        raise invalid from None
+    if order_name != order.name or len(key) != len(order.columns):
+        raise invalid
+    return key
+
+
+async def paginate(
+    session: Any,
+    statement: sa.Select[Any],
+    order: KeysetOrder,
+    request: PageRequest,
+) -> Page[Any]:
+    """Run `statement` for one page of `request` in `order`, fetching one extra row to learn
+    whether more rows lie beyond the page."""
+    request = request.validated()
+    if request.after is not None:
+        statement = statement.where(order.beyond(decode_cursor("after", request.after, order)))
+    if request.before is not None:
+        before = decode_cursor("before", request.before, order)
+        statement = statement.where(order.beyond(before, reverse=True))
+
+    backwards = request.last is not None
+    size = request.last if backwards else request.first
+    assert size is not None
+    statement = statement.order_by(*order.order_by(reverse=backwards)).limit(size + 1)
+    rows = list((await session.scalars(statement)).all())
+    has_more = len(rows) > size
+    rows = rows[:size]
+    if backwards:
+        rows.reverse()
+        has_next, has_previous = request.before is not None, has_more
+    else:
+        has_next, has_previous = has_more, request.after is not None
+    return Page(
+        rows=rows,
+        cursors=[order.cursor_of(row) for row in rows],
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+    )

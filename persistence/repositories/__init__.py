@@ -1,0 +1,17 @@
+"""Repositories: named queries over one session, never committing."""
+
+from persistence.repositories.base import Repository
+from persistence.repositories.jobs import JobRepository, SongJobs
+from persistence.repositories.songs import SongFilter, SongRepository, SongSort, song_order
+from persistence.repositories.users import UserRepository
+
+__all__ = [
+    "JobRepository",
+    "Repository",
+    "SongFilter",
+    "SongJobs",
+    "SongRepository",
+    "SongSort",
+    "UserRepository",
+    "song_order",
+]
