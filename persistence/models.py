@@ -120,6 +120,7 @@ class Job(Base):
         sa.Index(None, "song_id", "created_at", "id"),
         sa.Index(None, "status", "created_at"),
         sa.Index(None, "created_at", "id"),
+        sa.Index(None, "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
@@ -139,6 +140,9 @@ class Job(Base):
     )
     progress: Mapped[int] = mapped_column(default=0, server_default="0")
     message: Mapped[str | None] = mapped_column(sa.Text)
+    # The worker that holds a PROCESSING job, and until when; a lapsed lease frees the job.
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
