@@ -9,14 +9,15 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 
 from graph.schema import schema
+from graph.settings import AppSettings
 from graph.view import SongbookGraphQL
-from persistence.config import DatabaseSettings
 from persistence.database import Database
 
 
-def create_app(settings: DatabaseSettings | None = None, db: Database | None = None) -> Starlette:
-    """The app over `db`, or over a Database built from `settings` or the environment."""
-    db = db or Database(settings or DatabaseSettings.from_env())
+def create_app(settings: AppSettings | None = None, db: Database | None = None) -> Starlette:
+    """The app configured by `settings` (default: the environment), over `db` if given."""
+    settings = settings or AppSettings.from_env()
+    db = db or Database(settings.database)
     view = SongbookGraphQL(schema, db=db)
 
     @contextlib.asynccontextmanager
@@ -40,4 +41,5 @@ def create_app(settings: DatabaseSettings | None = None, db: Database | None = N
         lifespan=lifespan,
     )
     app.state.db = db
+    app.state.settings = settings
     return app
