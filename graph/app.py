@@ -4,10 +4,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 
+from graph.ide import GraphiQLPage
+from graph.persisted import DocumentPolicy, PersistedQueries, TrustedDocuments
 from graph.schema import schema
 from graph.settings import AppSettings
 from graph.view import SongbookGraphQL
@@ -18,7 +22,19 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
     """The app configured by `settings` (default: the environment), over `db` if given."""
     settings = settings or AppSettings.from_env()
     db = db or Database(settings.database)
-    view = SongbookGraphQL(schema, db=db)
+    trusted = (
+        TrustedDocuments.load(settings.trusted_documents) if settings.trusted_documents else None
+    )
+    store = PersistedQueries(db, settings.apq_max_documents, settings.apq_cache_size)
+    graphiql = GraphiQLPage.build(settings.graphiql_assets) if settings.graphiql else None
+    view = SongbookGraphQL(
+        schema,
+        db=db,
+        documents=DocumentPolicy(store, trusted),
+        graphiql=graphiql,
+        # Pages on other origins may open the subscription socket on the same terms as CORS.
+        allowed_origins=settings.cors_origins,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -36,10 +52,33 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
             Route("/", home),
             Route("/healthz", health),
             Route("/graphql", view, methods=["GET", "POST"]),
+            *(
+                [Route("/graphql/assets/{name}", graphiql.asset, methods=["GET", "HEAD"])]
+                if graphiql is not None
+                else []
+            ),
             WebSocketRoute("/graphql", view),
         ],
         lifespan=lifespan,
+        middleware=cors_middleware(settings.cors_origins),
     )
     app.state.db = db
     app.state.settings = settings
     return app
+
+
+def cors_middleware(origins: tuple[str, ...]) -> list[Middleware]:
+    """CORS for single-page apps served from the configured origins; none by default."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            # Clients add their own headers (Apollo's client name, tracing, auth): the
+            # origin is what is vetted, not the header list.
+            allow_headers=["*"],
+            max_age=600,
+        )
+    ]

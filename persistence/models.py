@@ -162,3 +162,23 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+
+
+class PersistedQuery(Base):
+    """A GraphQL document registered by its SHA-256 (automatic persisted queries).
+
+    Shared by every server process on the database; the least recently used rows are
+    evicted past a limit, so `last_used_at` is refreshed now and then, not on every hit.
+    """
+
+    __tablename__ = "persisted_queries"
+    __table_args__ = (sa.Index(None, "last_used_at", "sha256"),)
+
+    sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    document: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    last_used_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )

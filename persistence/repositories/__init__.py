@@ -2,11 +2,13 @@
 
 from persistence.repositories.base import Repository
 from persistence.repositories.jobs import JobRepository, SongJobs
+from persistence.repositories.persisted_queries import PersistedQueryRepository
 from persistence.repositories.songs import SongFilter, SongRepository, SongSort, song_order
 from persistence.repositories.users import UserRepository
 
 __all__ = [
     "JobRepository",
+    "PersistedQueryRepository",
     "Repository",
     "SongFilter",
     "SongJobs",

@@ -1,0 +1,75 @@
+"""GraphiQL at /graphql: its page, and its assets served by Songbook when installed.
+
+`make install` installs graph/graphiql/package.json's pinned packages with npm; Songbook
+then serves the browser bundles itself, so GraphiQL works without internet access. When
+they are not installed the page loads the same versions from the public CDN.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+HERE = Path(__file__).resolve().parent / "graphiql"
+TEMPLATE = HERE / "index.html"
+ASSETS_URL = "/graphql/assets"
+CDN_URL = "https://unpkg.com"
+
+# Served name -> (package, file inside the package). Nothing else under node_modules is.
+ASSETS = {
+    "graphiql.min.css": ("graphiql", "graphiql.min.css"),
+    "graphiql.min.js": ("graphiql", "graphiql.min.js"),
+    "react.production.min.js": ("react", "umd/react.production.min.js"),
+    "react-dom.production.min.js": ("react-dom", "umd/react-dom.production.min.js"),
+}
+_PLACEHOLDERS = {
+    "{{GRAPHIQL_CSS}}": "graphiql.min.css",
+    "{{GRAPHIQL_JS}}": "graphiql.min.js",
+    "{{REACT}}": "react.production.min.js",
+    "{{REACT_DOM}}": "react-dom.production.min.js",
+}
+_CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+def pinned_versions() -> dict[str, str]:
+    """The versions graph/graphiql/package.json pins, which the CDN fallback loads too."""
+    manifest = json.loads((HERE / "package.json").read_text(encoding="utf-8"))
+    return {str(k): str(v) for k, v in manifest["dependencies"].items()}
+
+
+@dataclass(frozen=True, slots=True)
+class GraphiQLPage:
+    """The rendered page, and where its assets come from (`local` or the CDN)."""
+
+    html: str
+    local: bool
+    node_modules: Path
+
+    @classmethod
+    def build(cls, node_modules: Path) -> "GraphiQLPage":
+        versions = pinned_versions()
+        local = all((node_modules / package / file).is_file() for package, file in ASSETS.values())
+        html = TEMPLATE.read_text(encoding="utf-8")
+        for placeholder, name in _PLACEHOLDERS.items():
+            package, file = ASSETS[name]
+            if local:
+                url = f"{ASSETS_URL}/{name}?v={versions[package]}"
+            else:
+                url = f"{CDN_URL}/{package}@{versions[package]}/{file}"
+            html = html.replace(placeholder, url)
+        return cls(html=html, local=local, node_modules=node_modules)
+
+    async def asset(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if not self.local or name not in ASSETS:
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        package, file = ASSETS[name]
+        path = self.node_modules / package / file
+        return FileResponse(
+            path,
+            media_type=_CONTENT_TYPES[path.suffix],
+            # The page asks for ?v=<pinned version>, so a new version is a new URL.
+            headers={"cache-control": "public, max-age=86400"},
+        )
