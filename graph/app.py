@@ -38,8 +38,13 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await db.dispose()
+        # Hear job changes committed by any process on the database (PostgreSQL).
+        await db.job_events.start()
+        try:
+            yield
+        finally:
+            await db.job_events.stop()
+            await db.dispose()
 
     async def home(request: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")

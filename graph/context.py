@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from graph.loaders import Loaders
+from graph.settings import AppSettings
 from persistence.database import Database
 from persistence.repositories import JobRepository, SongRepository, UserRepository
 
@@ -41,6 +42,16 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db)
+
+    @property
+    def settings(self) -> "AppSettings":
+        """The app's settings (create_app keeps them in app.state)."""
+        settings: AppSettings = self.request.app.state.settings
+        return settings
+
+    def renew_loaders(self) -> None:
+        """Forget every cached row: a long-lived connection does this before each event."""
         self.loaders = Loaders(self.db)
 
     @contextlib.asynccontextmanager

@@ -10,7 +10,9 @@ from graph.context import Info
 from graph.errors import ErrorCodes, ParserCache
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
+from graph.jobs.subscriptions import JobSubscription
 from graph.jobs.types import Job
+from graph.jobs.workers import WorkerMutation
 from graph.relay import Node, parse_global_id
 from graph.songs.mutations import SongMutation
 from graph.songs.queries import SongQuery
@@ -52,7 +54,12 @@ class Query(NodeQuery, SongQuery, JobQuery, UserQuery):
 
 
 @strawberry.type(description="Everything Songbook can be told to change.")
-class Mutation(SongMutation, JobMutation, UserMutation):
+class Mutation(SongMutation, JobMutation, WorkerMutation, UserMutation):
+    pass
+
+
+@strawberry.type(description="Everything Songbook can tell a client as it happens.")
+class Subscription(JobSubscription):
     pass
 
 
@@ -66,6 +73,7 @@ def build_schema() -> strawberry.Schema:
     return SongbookSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Song, Job, User],
         extensions=[
             ErrorCodes,

@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from persistence.config import DatabaseSettings
@@ -34,6 +35,19 @@ def _whole(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be more than 0, got {raw}")
+    return value
+
+
 def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in env.get(name, "").split(",") if o.strip())
 
@@ -58,6 +72,12 @@ class AppSettings:
     apq_max_documents: int = 10_000
     # SONGBOOK_APQ_CACHE_SIZE: documents each process keeps in memory in front of the store.
     apq_cache_size: int = 1_000
+    # SONGBOOK_JOB_LEASE_SECONDS: how long a worker holds a claimed job without reporting;
+    # past it, another worker may claim the job.
+    job_lease_seconds: float = 60.0
+    # SONGBOOK_SUBSCRIBER_QUEUE: job events a subscriber may leave unread before it is
+    # dropped (and told), so that it never holds up the others.
+    subscriber_queue: int = 256
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "AppSettings":
@@ -72,4 +92,10 @@ class AppSettings:
             trusted_documents=Path(trusted) if trusted else None,
             apq_max_documents=_whole(env, "SONGBOOK_APQ_MAX_DOCUMENTS", 10_000),
             apq_cache_size=_whole(env, "SONGBOOK_APQ_CACHE_SIZE", 1_000),
+            job_lease_seconds=_seconds(env, "SONGBOOK_JOB_LEASE_SECONDS", 60.0),
+            subscriber_queue=max(1, _whole(env, "SONGBOOK_SUBSCRIBER_QUEUE", 256)),
         )
+
+    @property
+    def job_lease(self) -> timedelta:
+        return timedelta(seconds=self.job_lease_seconds)

@@ -19,6 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from persistence.config import DatabaseSettings
 from persistence.errors import Conflict, DatabaseUnavailable, ValidationError
 from persistence.models import Base
+from persistence.notifications import EVENTS_KEY, JobEvents
 
 # Execution option that makes a SQLite transaction take the write lock when it begins, so a
 # unit of work that reads and then writes never fails on upgrading its lock.
@@ -97,7 +98,14 @@ class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.engine: AsyncEngine = _create_engine(settings)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Committed job changes reach this process's subscribers through here.
+        self.job_events = JobEvents(self)
+        self._sessions = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            autoflush=False,
+            info={EVENTS_KEY: self.job_events},
+        )
 
     @property
     def dialect(self) -> str:

@@ -37,3 +37,31 @@ class DatabaseUnavailable(DomainError):
 
     def __init__(self, message: str = "The database is unavailable") -> None:
         super().__init__(message)
+
+
+class InvalidTransition(DomainError):
+    """A job cannot move from its status to the one asked for; `current` is its status."""
+
+    def __init__(self, current: str, message: str) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class ClaimNotHeld(DomainError):
+    """A worker reported on a job it does not hold (never claimed, or claimed since by
+    another worker after its lease lapsed)."""
+
+    def __init__(self, job_id: str, worker_id: str) -> None:
+        super().__init__(f"Worker {worker_id} does not hold job {job_id}")
+        self.job_id = job_id
+        self.worker_id = worker_id
+
+
+class SubscriberTooSlow(DomainError):
+    """A subscriber left too many events unread; it was dropped so others are not held up."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Too slow: more than {limit} events were waiting to be sent; subscribe again"
+        )
+        self.limit = limit

@@ -25,6 +25,14 @@ class Job(Node):
     message: str | None = strawberry.field(
         description="The worker's latest step, or why the job failed."
     )
+    claimed_by: str | None = strawberry.field(
+        description="The worker that claimed the job, while or since it processed it."
+    )
+    lease_expires_at: datetime | None = strawberry.field(
+        description=(
+            "Until when the worker holds a PROCESSING job; once past, another worker may claim it."
+        )
+    )
     created_at: datetime = strawberry.field(description="When the job was created.")
     updated_at: datetime = strawberry.field(description="When the job last changed.")
 
@@ -37,6 +45,8 @@ class Job(Node):
             status=row.status,
             progress=row.progress,
             message=row.message,
+            claimed_by=row.claimed_by,
+            lease_expires_at=row.lease_expires_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

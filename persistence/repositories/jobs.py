@@ -1,11 +1,21 @@
-"""Processing jobs: history per song, newest first."""
+"""Processing jobs: history per song, newest first, and the work queue workers draw from.
+
+Every write here announces the job (persistence.notifications), so subscribers hear of
+each committed change whichever path made it.
+"""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
-from persistence.models import Job, JobStatus
+from persistence.errors import ClaimNotHeld, InvalidTransition, NotFound
+from persistence.lifecycle import check_transition, checked_progress
+from persistence.models import Job, JobStatus, Song, utcnow
+from persistence.notifications import announce
 from persistence.pagination import KeysetOrder, Page, PageRequest, decode_cursor
 from persistence.repositories.base import Repository
 
@@ -76,3 +86,163 @@ class JobRepository(Repository[Job]):
 
     async def count_with_status(self, status: JobStatus | None = None) -> int:
         return await self.count([] if status is None else [Job.status == status])
+
+    async def create(self, **values: Any) -> Job:
+        job = await super().create(**values)
+        await announce(self.session, job)
+        return job
+
+    async def update(self, row: Job, **values: Any) -> Job:
+        job = await super().update(row, **values)
+        await announce(self.session, job)
+        return job
+
+    async def get_for_update(self, job_id: str) -> Job | None:
+        """The job, locked until the unit of work ends (SQLite's write lock already is)."""
+        statement = (
+            sa.select(Job)
+            .where(Job.id == job_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def change(
+        self,
+        job: Job,
+        *,
+        status: JobStatus | None = None,
+        progress: int | None = None,
+        message: str | None = None,
+        set_message: bool = False,
+        lease: timedelta,
+    ) -> Job:
+        """Change a job the lifecycle's way (updateJob): refused moves change nothing.
+
+        Moving a job to PROCESSING this way grants a lease with no worker, so the job
+        returns to the queue if nothing finishes it; a final job drops its lease.
+        """
+        new_status = JobStatus(job.status) if status is None else status
+        check_transition(JobStatus(job.status), new_status)
+        values: dict[str, Any] = {"progress": checked_progress(job, new_status, progress)}
+        if new_status != job.status:
+            values["status"] = new_status
+            if new_status == JobStatus.PROCESSING:
+                values["claimed_by"] = None
+                values["lease_expires_at"] = utcnow() + lease
+            else:
+                values["lease_expires_at"] = None
+        if set_message:
+            values["message"] = message
+        return await self.update(job, **values)
+
+    async def claim_next(
+        self, worker_id: str, lease: timedelta, now: datetime | None = None
+    ) -> Job | None:
+        """Hand the oldest claimable job to `worker_id`, or None when there is none.
+
+        A job whose lease lapsed (its worker died) goes first, then the oldest PENDING
+        one. Each attempt is one statement; on PostgreSQL its row lock skips rows other
+        claimers hold, on SQLite the unit of work's write lock serialises claimers.
+        """
+        now = now or utcnow()
+        for lapsed in (True, False):
+            job = await self._claim_oldest(lapsed, worker_id, now, now + lease)
+            if job is not None:
+                await announce(self.session, job)
+                return job
+        return None
+
+    async def _claim_oldest(
+        self, lapsed: bool, worker_id: str, now: datetime, until: datetime
+    ) -> Job | None:
+        # An alias, so the subquery reads jobs on its own instead of correlating to the
+        # UPDATE's table.
+        candidate = aliased(Job)
+        claimable = (
+            sa.and_(candidate.status == JobStatus.PROCESSING, candidate.lease_expires_at < now)
+            if lapsed
+            else candidate.status == JobStatus.PENDING
+        )
+        oldest = (
+            sa.select(candidate.id)
+            .where(claimable)
+            .order_by(candidate.created_at, candidate.id)
+            .limit(1)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            oldest = oldest.with_for_update(skip_locked=True)
+        statement = (
+            sa.update(Job)
+            .where(Job.id == oldest.scalar_subquery())
+            # A reclaimed job starts over: the new worker reports its own progress.
+            .values(
+                status=JobStatus.PROCESSING,
+                claimed_by=worker_id,
+                lease_expires_at=until,
+                progress=0,
+                message=None,
+                updated_at=now,
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def _held(self, job_id: str, worker_id: str, status: JobStatus) -> Job:
+        """The job `worker_id` holds, locked, if it may move to `status`."""
+        job = await self.get_for_update(job_id)
+        if job is None:
+            raise NotFound("job", job_id)
+        if job.claimed_by != worker_id:
+            raise ClaimNotHeld(job_id, worker_id)
+        check_transition(JobStatus(job.status), status)
+        return job
+
+    async def report_progress(
+        self,
+        job_id: str,
+        worker_id: str,
+        progress: int,
+        message: str | None,
+        lease: timedelta,
+    ) -> Job:
+        """Record the holder's progress (never lower) and extend its lease.
+
+        A holder whose lease lapsed may still report while no other worker has claimed
+        the job: nobody else is working on it, so its work is not wasted.
+        """
+        job = await self._held(job_id, worker_id, JobStatus.PROCESSING)
+        values: dict[str, Any] = {
+            "progress": checked_progress(job, JobStatus.PROCESSING, progress),
+            "lease_expires_at": utcnow() + lease,
+        }
+        if message is not None:
+            values["message"] = message
+        return await self.update(job, **values)
+
+    async def complete(self, job_id: str, worker_id: str) -> Job:
+        job = await self._held(job_id, worker_id, JobStatus.COMPLETED)
+        return await self.update(
+            job, status=JobStatus.COMPLETED, progress=100, lease_expires_at=None
+        )
+
+    async def fail(self, job_id: str, worker_id: str, message: str) -> Job:
+        job = await self._held(job_id, worker_id, JobStatus.FAILED)
+        return await self.update(
+            job, status=JobStatus.FAILED, message=message, lease_expires_at=None
+        )
+
+    async def retry(self, song_id: str) -> Job:
+        """A new PENDING job for a song whose newest job failed (or that has none yet)."""
+        # Lock the song so two retries cannot both see the failed job as the newest.
+        locked = sa.select(Song.id).where(Song.id == song_id).with_for_update()
+        if await self.session.scalar(locked) is None:
+            raise NotFound("song", song_id)
+        latest = (await self.latest_jobs_for_songs([song_id])).get(song_id)
+        if latest is not None and latest.status != JobStatus.FAILED:
+            status = JobStatus(latest.status)
+            raise InvalidTransition(
+                status, f"Only a failed job can be retried; the newest job is {status.name}"
+            )
+        return await self.create(song_id=song_id)

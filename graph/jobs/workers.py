@@ -1,0 +1,175 @@
+"""The work queue as processing workers use it: claim a job, report on it, end it.
+
+Only the worker holding a job's claim may report on it; each report extends its lease.
+A job whose lease lapsed can be claimed by another worker, after which the first
+worker's reports are refused (ClaimNotHeldError).
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import strawberry
+
+from graph.context import Info
+from graph.errors import (
+    Error,
+    NotFoundErrorType,
+    ValidationErrorType,
+    not_found,
+    validation_error,
+)
+from graph.jobs.mutations import InvalidJobTransitionError, job_id_of
+from graph.jobs.types import Job
+from persistence import models
+from persistence.errors import ClaimNotHeld, InvalidTransition, NotFound, ValidationError
+from persistence.repositories import JobRepository
+from persistence.validation import clean_text
+
+MAX_WORKER_ID_LENGTH = 128
+
+
+@strawberry.type(description="The worker does not hold this job's claim; nothing changed.")
+class ClaimNotHeldError(Error):
+    pass
+
+
+@strawberry.type(description="The claim was made, or nothing was waiting.")
+class ClaimJobSuccess:
+    job: Job | None = strawberry.field(
+        description="The job now PROCESSING for the worker; null when no job is waiting."
+    )
+
+
+@strawberry.type(description="The job was changed.")
+class WorkerJobSuccess:
+    job: Job = strawberry.field(description="The job as it is now.")
+
+
+ClaimJobPayload = Annotated[
+    ClaimJobSuccess | ValidationErrorType,
+    strawberry.union("ClaimJobPayload", description="The result of claimJob."),
+]
+WorkerJobPayload = Annotated[
+    WorkerJobSuccess
+    | ValidationErrorType
+    | NotFoundErrorType
+    | InvalidJobTransitionError
+    | ClaimNotHeldError,
+    strawberry.union(
+        "WorkerJobPayload",
+        description="The result of reportJobProgress, completeJob and failJob.",
+    ),
+]
+
+
+def clean_worker_id(worker_id: str) -> str:
+    worker_id = worker_id.strip()
+    if not worker_id or len(worker_id) > MAX_WORKER_ID_LENGTH:
+        raise ValidationError(
+            "worker_id", f"workerId must be 1 to {MAX_WORKER_ID_LENGTH} characters"
+        )
+    return worker_id
+
+
+WorkerJobResult = (
+    WorkerJobSuccess
+    | ValidationErrorType
+    | NotFoundErrorType
+    | InvalidJobTransitionError
+    | ClaimNotHeldError
+)
+
+
+async def _change_held_job(
+    info: Info,
+    job_global_id: str,
+    change: Callable[[JobRepository, str], Awaitable[models.Job]],
+) -> WorkerJobResult:
+    """Apply `change` to the job (by its database id) as one unit of work."""
+    try:
+        job_id = job_id_of(job_global_id, "job_id")
+        if job_id is None:
+            return not_found(job_global_id, "job")
+        async with info.context.write() as repos:
+            row = await change(repos.jobs, job_id)
+    except ValidationError as error:
+        return validation_error(error)
+    except NotFound:
+        return not_found(job_global_id, "job")
+    except ClaimNotHeld as error:
+        return ClaimNotHeldError(message=error.message)
+    except InvalidTransition as error:
+        return InvalidJobTransitionError.of(error)
+    info.context.loaders.prime_job(row)
+    return WorkerJobSuccess(job=Job.from_model(row))
+
+
+@strawberry.type
+class WorkerMutation:
+    @strawberry.mutation(
+        description=(
+            "Take the oldest waiting job (or one whose worker's lease lapsed) and mark it "
+            "PROCESSING for this worker, with a lease it extends by reporting."
+        )
+    )
+    async def claim_job(self, info: Info, worker_id: str) -> ClaimJobPayload:
+        try:
+            worker_id = clean_worker_id(worker_id)
+        except ValidationError as error:
+            return validation_error(error)
+        async with info.context.write() as repos:
+            row = await repos.jobs.claim_next(worker_id, info.context.settings.job_lease)
+        if row is None:
+            return ClaimJobSuccess(job=None)
+        info.context.loaders.prime_job(row)
+        return ClaimJobSuccess(job=Job.from_model(row))
+
+    @strawberry.mutation(
+        description=(
+            "Record the claim holder's progress (never lower than before) and latest step; "
+            "extends its lease."
+        )
+    )
+    async def report_job_progress(
+        self,
+        info: Info,
+        job_id: strawberry.ID,
+        worker_id: str,
+        progress: int,
+        message: str | None = None,
+    ) -> WorkerJobPayload:
+        try:
+            worker_id = clean_worker_id(worker_id)
+            message = clean_text("message", message)
+        except ValidationError as error:
+            return validation_error(error)
+        lease = info.context.settings.job_lease
+        return await _change_held_job(
+            info,
+            job_id,
+            lambda jobs, id: jobs.report_progress(id, worker_id, progress, message, lease),
+        )
+
+    @strawberry.mutation(description="The claim holder finished the job: COMPLETED, progress 100.")
+    async def complete_job(
+        self, info: Info, job_id: strawberry.ID, worker_id: str
+    ) -> WorkerJobPayload:
+        try:
+            worker_id = clean_worker_id(worker_id)
+        except ValidationError as error:
+            return validation_error(error)
+        return await _change_held_job(info, job_id, lambda jobs, id: jobs.complete(id, worker_id))
+
+    @strawberry.mutation(description="The claim holder gave up on the job: FAILED, with why.")
+    async def fail_job(
+        self, info: Info, job_id: strawberry.ID, worker_id: str, message: str
+    ) -> WorkerJobPayload:
+        try:
+            worker_id = clean_worker_id(worker_id)
+            reason = clean_text("message", message, required=True)
+        except ValidationError as error:
+            return validation_error(error)
+        assert reason is not None
+        return await _change_held_job(
+            info, job_id, lambda jobs, id: jobs.fail(id, worker_id, reason)
+        )

@@ -1,0 +1,81 @@
+"""A GraphQL-over-WebSocket client speaking both protocols Songbook serves on /graphql:
+graphql-transport-ws (graphql-ws, Apollo, GraphiQL) and the legacy graphql-ws."""
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+TRANSPORT_WS = "graphql-transport-ws"
+LEGACY_WS = "graphql-ws"
+
+
+class GraphQLSocket:
+    """One connection; `subscribe` starts an operation, `receive` reads its messages."""
+
+    def __init__(self, connection: ClientConnection, protocol: str) -> None:
+        self.connection = connection
+        self.protocol = protocol
+        self._ids = itertools.count(1)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.connection.send(orjson.dumps(message).decode())
+
+    async def receive(self, within: float = 10.0) -> dict[str, Any]:
+        """The next message other than keep-alives."""
+        while True:
+            raw = await asyncio.wait_for(self.connection.recv(), within)
+            message: dict[str, Any] = orjson.loads(raw)
+            if message["type"] in ("ka", "ping", "pong"):
+                if message["type"] == "ping":
+                    await self.send({"type": "pong"})
+                continue
+            return message
+
+    async def subscribe(self, query: str, **variables: Any) -> str:
+        id = str(next(self._ids))
+        kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
+        await self.send(
+            {"id": id, "type": kind, "payload": {"query": query, "variables": variables}}
+        )
+        return id
+
+    async def next_result(self, within: float = 10.0) -> dict[str, Any]:
+        """The payload (data and/or errors) of the next event of any operation."""
+        message = await self.receive(within)
+        assert message["type"] in ("next", "data"), message
+        payload: dict[str, Any] = message["payload"]
+        return payload
+
+    async def next_data(self, within: float = 10.0) -> dict[str, Any]:
+        payload = await self.next_result(within)
+        assert "errors" not in payload, payload["errors"]
+        data: dict[str, Any] = payload["data"]
+        return data
+
+    async def expect_silence(self, seconds: float) -> None:
+        """Fail if any message arrives within `seconds`."""
+        try:
+            message = await self.receive(seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"expected no message, got {message}")
+
+
+@asynccontextmanager
+async def graphql_socket(
+    url: str, protocol: str = TRANSPORT_WS, **options: Any
+) -> AsyncIterator[GraphQLSocket]:
+    """A connection through its handshake (connection_init / connection_ack)."""
+    async with connect(url, subprotocols=[Subprotocol(protocol)], **options) as connection:
+        assert connection.subprotocol == protocol
+        socket = GraphQLSocket(connection, protocol)
+        await socket.send({"type": "connection_init", "payload": {}})
+        ack = await socket.receive()
+        assert ack["type"] == "connection_ack", ack
+        yield socket
