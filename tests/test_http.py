@@ -44,7 +44,9 @@ async def test_each_accept_gets_its_media_type(client: httpx.AsyncClient) -> Non
         assert response.headers["content-type"].startswith(expected), accept
         assert response.json() == {"data": {"__typename": "Query"}}
     no_accept = await client.post(
-        "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": "application/json"}
+        "/graphql",
+        content=b'{"query": "{ __typename }"}',
+        headers={"content-type": "application/json"},
     )
     assert no_accept.headers["content-type"] == "application/json"
 
@@ -127,7 +129,9 @@ async def test_unsupported_request_bodies_are_415(
     headers = {"accept": GRAPHQL_RESPONSE}
     if content_type:
         headers["content-type"] = content_type
-    response = await client.post("/graphql", content=b'{"query": "{ __typename }"}', headers=headers)
+    response = await client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers=headers
+    )
     assert response.status_code == status
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     assert codes(response.json()) == [code]

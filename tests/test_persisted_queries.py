@@ -75,7 +75,10 @@ async def test_apq_round_trip_by_post_then_get(
     assert miss.status_code == 200
     assert miss.json() == {
         "errors": [
-            {"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}
+            {
+                "message": "PersistedQueryNotFound",
+                "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+            }
         ]
     }
     assert miss.headers["cache-control"] == "private, no-cache, must-revalidate"
