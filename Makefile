@@ -3,16 +3,51 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+GRAPHIQL := graph/graphiql
+CLIENTS := tests/clients
 
 .PHONY: install run test lint typecheck pytest schema migrate seed bench clean
+.PHONY: graphiql-assets clients chromium
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed graphiql-assets
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# GraphiQL's browser bundles (pinned in graph/graphiql), served by Songbook itself so the
+# IDE works offline; without npm the page loads the same versions from the CDN instead.
+graphiql-assets:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(GRAPHIQL)/node_modules/.package-lock.json; \
+	else \
+		echo "npm not found: GraphiQL will load its assets from the public CDN"; \
+	fi
+
+$(GRAPHIQL)/node_modules/.package-lock.json: $(GRAPHIQL)/package-lock.json
+	cd $(GRAPHIQL) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# The JavaScript clients the tests drive (pinned in tests/clients), and headless Chromium
+# from the OS packages for the GraphiQL browser test.
+clients: $(CLIENTS)/node_modules/.package-lock.json chromium
+
+$(CLIENTS)/node_modules/.package-lock.json: $(CLIENTS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the client tests" >&2; exit 1; }
+	cd $(CLIENTS) && npm ci --no-audit --no-fund
+	touch $@
+
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "/usr/bin/chromium is missing: run 'sudo apt-get install -y chromium'" >&2; \
+			exit 1; \
+		fi; \
+	fi
 
 run: install
 	$(BIN)/songbook serve
@@ -26,7 +61,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install clients
 	$(BIN)/pytest
 
 schema: install
@@ -42,4 +77,5 @@ bench: install
 	$(BIN)/python -m tests.benchmarks.statements
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(GRAPHIQL)/node_modules $(CLIENTS)/node_modules
