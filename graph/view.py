@@ -6,6 +6,7 @@ policy of graph/persisted.py (automatic persisted queries, trusted documents) on
 WebSocket alike.
 """
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
@@ -14,11 +15,12 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -77,6 +79,17 @@ async def _resolve_ws(view: Any, payload: Any) -> str | None:
     return resolved.query
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends every message as a text frame: graphql-ws clients (GraphiQL's among them)
+    only parse text frames, and orjson's bytes would otherwise go out as binary ones."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (GraphiQL, graphql-ws clients) under the document policy."""
 
@@ -113,6 +126,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
 class SongbookGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = TextWebSocketAdapter
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(

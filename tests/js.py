@@ -5,6 +5,7 @@ already matches it); every script prints one JSON line, which `run` returns deco
 """
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,20 +44,32 @@ def install() -> None:
         pytest.fail(f"npm ci in {CLIENTS} failed:\n{completed.stdout}\n{completed.stderr}")
 
 
-def run(script: str, *args: str, timeout: float = 120, ok: tuple[int, ...] = (0,)) -> Any:
+def run(script: str, *args: str, timeout: float = 120) -> Any:
     """Run `node tests/clients/<script> args...` and return its JSON line."""
-    completed = subprocess.run(
+    return finish(start(script, *args), timeout)
+
+
+def start(script: str, *args: str, **env: str) -> "subprocess.Popen[str]":
+    """Start a client script in the background; `finish` collects its JSON line."""
+    return subprocess.Popen(
         ["node", str(CLIENTS / script), *args],
         cwd=CLIENTS,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        env={**os.environ, **env},
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if completed.returncode not in ok or not lines:
+
+
+def finish(process: "subprocess.Popen[str]", timeout: float = 120) -> Any:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
         pytest.fail(
-            f"{script} exited {completed.returncode}\n"
-            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+            f"{process.args!r} exited {process.returncode}\nstdout:\n{stdout}\nstderr:\n{stderr}"
         )
     return json.loads(lines[-1])

@@ -8,6 +8,8 @@ GraphiQL screenshot.
 
 import asyncio
 import json
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,7 @@ def test_graphql_http_audit_passes_without_warnings(server: LiveServer) -> None:
 
 def test_there_are_operations_for_each_screen() -> None:
     names = {path.stem for path in OPERATIONS}
-    assert {"LibraryPage", "SongDetail", "AddSongFromYouTube"} <= names
+    assert {"LibraryPage", "SongDetail", "AddSongFromYouTube", "JobProgress"} <= names
 
 
 @pytest.mark.parametrize("path", OPERATIONS, ids=lambda p: p.stem)
@@ -112,7 +114,9 @@ def test_operations_compile_with_graphql_code_generator(clients: None, tmp_path:
         assert f"export type {path.stem}{kind}Variables = " in generated
 
 
-def test_operations_run_against_a_live_server(server: LiveServer) -> None:
+def test_queries_and_mutations_of_the_operations_run_against_a_live_server(
+    server: LiveServer,
+) -> None:
     added = add_song(server, "opsYouTube1", title="Rolling in the Deep")
     song, job = added["song"], added["job"]
     assert job["status"] == "PENDING"
@@ -144,6 +148,42 @@ def test_operations_run_against_a_live_server(server: LiveServer) -> None:
     assert detail["__typename"] == "Song"
     assert detail["youtubeId"] == "opsYouTube1"
     assert [edge["node"]["id"] for edge in detail["jobs"]["edges"]] == [job["id"]]
+
+
+UPDATE_JOB = """
+mutation($input: UpdateJobInput!) { updateJob(input: $input) { __typename } }
+"""
+
+
+def progress_until_done(server: LiveServer, job_id: str, process: "subprocess.Popen[str]") -> None:
+    """Move the job on, a step a second, until the watching client has seen enough."""
+    graphql(server, UPDATE_JOB, input={"id": job_id, "status": "PROCESSING", "progress": 1})
+    for progress in range(2, 100):
+        if process.poll() is not None:
+            return
+        time.sleep(1)
+        graphql(server, UPDATE_JOB, input={"id": job_id, "progress": progress})
+
+
+def test_job_progress_subscription_streams_live_updates(server: LiveServer) -> None:
+    added = add_song(server, "subscribeY1", title="Hometown Glory")
+    process = js.start(
+        "subscribe.mjs",
+        server.ws_url,
+        operation("JobProgress"),
+        json.dumps({"songId": added["song"]["id"]}),
+        "2",
+        SUBSCRIBE_TIMEOUT_MS="60000",
+    )
+    progress_until_done(server, added["job"]["id"], process)
+    result = js.finish(process)
+    assert result["error"] is None
+    events = [event["data"]["jobUpdated"] for event in result["events"]]
+    assert len(events) == 2
+    assert {event["id"] for event in events} == {added["job"]["id"]}
+    assert events[0]["status"] == "PROCESSING"
+    assert events[0]["song"]["title"] == "Hometown Glory"
+    assert events[1]["progress"] > events[0]["progress"]
 
 
 # --- Apollo Client --------------------------------------------------------------------
@@ -221,6 +261,21 @@ def test_graphiql_runs_a_query_in_headless_chromium(server: LiveServer) -> None:
         "data": {"songs": {"totalCount": 1, "edges": [{"node": {"title": "Chasing Pavements"}}]}}
     }
     assert screenshot.stat().st_size > 10_000
+
+
+def test_graphiql_shows_live_job_progress(server: LiveServer) -> None:
+    added = add_song(server, "browserYT02", title="Make You Feel My Love")
+    job_id = added["job"]["id"]
+    query = f'subscription {{ jobUpdated(jobId: "{job_id}") {{ status progress }} }}'
+    screenshot = js.ARTIFACTS / "graphiql-subscription.png"
+    process = js.start("browser.mjs", server.graphql_url, str(screenshot), query)
+    progress_until_done(server, job_id, process)
+    result = js.finish(process, timeout=180)
+    assert result["failedRequests"] == [], result
+    assert result["consoleErrors"] == [], result
+    shown = json.loads(result["result"])
+    assert shown["data"]["jobUpdated"]["status"] == "PROCESSING"
+    assert shown["data"]["jobUpdated"]["progress"] >= 1
 
 
 # --- WebSocket origins follow the CORS allow-list -------------------------------------
