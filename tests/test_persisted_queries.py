@@ -17,6 +17,8 @@ from graph.settings import AppSettings
 from persistence.database import Database
 from persistence.models import Base, PersistedQuery
 from tests.factories import add_songs
+from tests.live import live_server
+from tests.ws import LEGACY_WS, TRANSPORT_WS, graphql_socket
 
 QUERY = "query Count { songs { totalCount } }"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -259,3 +261,40 @@ async def test_migrations_create_the_store_the_models_describe(db: Database) -> 
 
     async with db.engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_trusted_mode_holds_on_websockets_too(
+    empty_url: str, tmp_path: Path, protocol: str
+) -> None:
+    subscription = "subscription Live { jobUpdated { status } }"
+    add = (
+        'mutation Add { createSongWithJob(input: {title: "Hello", artist: "Adele", '
+        "source: UPLOAD}) { __typename } }"
+    )
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({sha256(subscription): subscription, sha256(add): add}))
+    env = {"SONGBOOK_TRUSTED_DOCUMENTS": str(manifest)}
+    with live_server(empty_url, tmp_path, env) as server:
+        async with graphql_socket(server.ws_url, protocol) as socket:
+            await socket.subscribe("subscription { jobUpdated { id status } }")
+            refused = await socket.receive()
+            assert refused["type"] == "error"
+            payload = refused["payload"]
+            error = payload[0] if isinstance(payload, list) else payload
+            assert error["extensions"]["code"] == "OPERATION_NOT_TRUSTED"
+
+            await socket.send(
+                {
+                    "id": "by-hash",
+                    "type": "subscribe" if protocol == TRANSPORT_WS else "start",
+                    "payload": {"extensions": persisted(sha256(subscription))},
+                }
+            )
+            await socket.expect_silence(0.5)  # subscribed, waiting for job changes
+            async with httpx.AsyncClient() as http:
+                added = await http.post(server.graphql_url, json={"query": add})
+            assert added.json() == {
+                "data": {"createSongWithJob": {"__typename": "CreateSongWithJobSuccess"}}
+            }
+            assert await socket.next_data() == {"jobUpdated": {"status": "PENDING"}}
