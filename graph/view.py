@@ -166,7 +166,10 @@ class SongbookGraphQL(GraphQL[Context, None]):
         except HTTPError as error:
             response = self.error_response(request, error)
         except HTTPException as error:
-            response = self.error_response(request, HTTPError(error.status_code, error.reason))
+            headers = {"Allow": "GET, POST"} if error.status_code == 405 else None
+            response = self.error_response(
+                request, HTTPError(error.status_code, error.reason, headers=headers)
+            )
         await response(scope, receive, send)
 
     def error_response(self, request: Request, error: HTTPError) -> Response:

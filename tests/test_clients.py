@@ -263,6 +263,16 @@ def test_graphiql_runs_a_query_in_headless_chromium(server: LiveServer) -> None:
     assert screenshot.stat().st_size > 10_000
 
 
+def test_graphiql_has_schema_docs_and_query_history(server: LiveServer) -> None:
+    screenshot = js.ARTIFACTS / "graphiql-docs-history.png"
+    query = "query LibraryCount { songs { totalCount } }"
+    result = js.run("panes.mjs", server.graphql_url, str(screenshot), query, timeout=180)
+    assert result["consoleErrors"] == [], result
+    assert "query: Query mutation: Mutation subscription: Subscription" in result["docs"]
+    assert "Song" in result["docs"].split()
+    assert result["history"] == ["LibraryCount"]
+
+
 def test_graphiql_shows_live_job_progress(server: LiveServer) -> None:
     added = add_song(server, "browserYT02", title="Make You Feel My Love")
     job_id = added["job"]["id"]

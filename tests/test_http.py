@@ -274,3 +274,12 @@ def test_settings_read_the_environment(tmp_path: Path) -> None:
     assert defaults.trusted_documents is None
     with pytest.raises(ValueError, match="SONGBOOK_GRAPHIQL"):
         AppSettings.from_env({"SONGBOOK_GRAPHIQL": "maybe"})
+
+
+async def test_other_methods_are_405_with_allow(client: httpx.AsyncClient) -> None:
+    response = await client.head("/graphql", params={"query": "{ __typename }"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    put = await client.put("/graphql", json={"query": "{ __typename }"})
+    assert put.status_code == 405
+    assert put.headers["allow"] == "GET, HEAD, POST"
