@@ -9,8 +9,15 @@ from persistence.models import Job, JobStatus, Song, SongSource
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def add_songs(db: Database, count: int, jobs_per_song: int = 0, **fields: Any) -> list[Song]:
-    """`count` songs added a minute apart (the last is the newest), each with its jobs."""
+async def add_songs(
+    db: Database,
+    count: int,
+    jobs_per_song: int = 0,
+    job_status: JobStatus | None = None,
+    **fields: Any,
+) -> list[Song]:
+    """`count` songs added a minute apart (the last is the newest), each with its jobs:
+    a failed first attempt and completed retries, unless `job_status` says otherwise."""
     songs: list[Song] = []
     async with db.transaction() as session:
         for n in range(count):
@@ -31,8 +38,8 @@ async def add_songs(db: Database, count: int, jobs_per_song: int = 0, **fields: 
                 session.add(
                     Job(
                         song_id=song.id,
-                        status=JobStatus.COMPLETED if attempt else JobStatus.FAILED,
-                        progress=100 if attempt else 40,
+                        status=job_status or (JobStatus.COMPLETED if attempt else JobStatus.FAILED),
+                        progress=100 if attempt and job_status is None else 40,
                         created_at=created,
                         updated_at=created,
                     )

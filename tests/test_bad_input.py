@@ -1,0 +1,287 @@
+"""Every bad input gets a clear error and leaves the data as it was."""
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from graph.app import create_app
+from graph.relay import to_global_id
+from graph.settings import AppSettings
+from persistence.config import DatabaseSettings
+from persistence.database import Database
+from persistence.models import Job, JobStatus, Song, User
+from tests.conftest import GraphQLClient
+from tests.factories import add_song
+
+CREATE = """mutation($input: CreateSongInput!) { createSong(input: $input) { __typename
+  ... on CreateSongSuccess { song { id } }
+  ... on ValidationError { message field }
+  ... on ConflictError { message existingSong { id title } } } }"""
+
+CREATE_WITH_JOB = """mutation($input: CreateSongInput!) { createSongWithJob(input: $input) {
+  __typename ... on Error { message } } }"""
+
+UPDATE_JOB = """mutation($input: UpdateJobInput!) { updateJob(input: $input) { __typename
+  ... on UpdateJobSuccess { job { progress } }
+  ... on ValidationError { message field }
+  ... on NotFoundError { message id } } }"""
+
+
+async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    async with db.session() as session:
+        return {
+            model.__tablename__: [
+                tuple(row) for row in (await session.execute(sa.select(model.__table__))).all()
+            ]
+            for model in (Song, Job, User)
+        }
+
+
+def song_input(**fields: Any) -> dict[str, Any]:
+    return {"title": "Hello", "artist": "Adele", "source": "UPLOAD", **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": "x" * 1000}, "title"),
+        ({"artist": ""}, "artist"),
+        ({"album": "y" * 301}, "album"),
+        ({"title": "bad\x00byte"}, "title"),
+        ({"source": "YOUTUBE"}, "youtubeId"),
+        ({"source": "YOUTUBE", "youtubeId": "not a youtube id"}, "youtubeId"),
+        ({"lyrics": "z" * 100_001}, "lyrics"),
+    ],
+)
+async def test_invalid_song_fields_are_refused(
+    fields: dict[str, Any], field: str, gql: GraphQLClient, db: Database
+) -> None:
+    await add_song(db)
+    before = await snapshot(db)
+    for mutation, name in ((CREATE, "createSong"), (CREATE_WITH_JOB, "createSongWithJob")):
+        result = (await gql.data(mutation, input=song_input(**fields)))[name]
+        assert result["__typename"] == "ValidationError"
+        assert result["message"]
+        if "field" in result:
+            assert result["field"] == field
+    assert await snapshot(db) == before
+
+
+async def test_duplicate_youtube_id_is_a_conflict_naming_the_song(
+    gql: GraphQLClient, db: Database
+) -> None:
+    first = await gql.data(CREATE, input=song_input(source="YOUTUBE", youtubeId="dQw4w9WgXcQ"))
+    before = await snapshot(db)
+    again = (
+        await gql.data(
+            CREATE, input=song_input(title="Other", source="YOUTUBE", youtubeId="dQw4w9WgXcQ")
+        )
+    )["createSong"]
+    assert again["__typename"] == "ConflictError"
+    assert again["existingSong"]["id"] == first["createSong"]["song"]["id"]
+    assert await snapshot(db) == before
+
+
+async def test_racing_duplicates_leave_exactly_one_song(gql: GraphQLClient, db: Database) -> None:
+    results = await asyncio.gather(
+        *(
+            gql.data(
+                CREATE_WITH_JOB,
+                input=song_input(title=f"Race {n}", source="YOUTUBE", youtubeId="9bZkp7q19f0"),
+            )
+            for n in range(8)
+        )
+    )
+    kinds = sorted(result["createSongWithJob"]["__typename"] for result in results)
+    assert kinds == ["ConflictError"] * 7 + ["CreateSongWithJobSuccess"]
+    snap = await snapshot(db)
+    assert len(snap["songs"]) == 1
+    assert len(snap["jobs"]) == 1
+
+
+async def test_create_song_with_job_leaves_nothing_when_the_job_insert_fails(
+    gql: GraphQLClient, db: Database
+) -> None:
+    """The database itself refuses the second insert (a trigger); the song must go too."""
+    async with db.transaction() as session:
+        if db.dialect == "sqlite":
+            await session.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'no jobs today'); END"
+                )
+            )
+        else:
+            await session.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse_jobs() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no jobs today'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await session.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_jobs BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION refuse_jobs()"
+                )
+            )
+    try:
+        body = await gql(CREATE_WITH_JOB, input=song_input())
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        assert "no jobs today" not in str(body)
+        assert await snapshot(db) == {"songs": [], "jobs": [], "users": []}
+    finally:
+        async with db.transaction() as session:
+            await session.execute(
+                sa.text("DROP TRIGGER refuse_jobs" + ("" if db.dialect == "sqlite" else " ON jobs"))
+            )
+            if db.dialect != "sqlite":
+                await session.execute(sa.text("DROP FUNCTION refuse_jobs()"))
+
+
+async def test_unknown_and_malformed_ids(gql: GraphQLClient, db: Database) -> None:
+    await add_song(db)
+    before = await snapshot(db)
+    unknown_song = to_global_id("Song", "01900000-0000-7000-8000-000000000000")
+    assert (await gql.data("query($id: ID!) { song(id: $id) { id } }", id=unknown_song))[
+        "song"
+    ] is None
+    job_id_as_song = to_global_id("Job", "01900000-0000-7000-8000-000000000000")
+    assert (await gql.data("query($id: ID!) { song(id: $id) { id } }", id=job_id_as_song))[
+        "song"
+    ] is None
+
+    for malformed in ["", "nope", "U29uZzpub3QtYS11dWlk", "%%%", "Song:1"]:
+        body = await gql(
+            "query($id: ID!) { song(id: $id) { id } node(id: $id) { id } }", id=malformed
+        )
+        assert body["data"] is None or body["data"]["song"] is None
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        deleted = (
+            await gql.data(
+                "mutation($id: ID!) { deleteSong(id: $id) { __typename ... on ValidationError { field } } }",
+                id=malformed,
+            )
+        )["deleteSong"]
+        assert deleted == {"__typename": "ValidationError", "field": "id"}
+
+    missing = await gql.data(
+        UPDATE_JOB,
+        input={"id": to_global_id("Job", "01900000-0000-7000-8000-000000000000"), "progress": 5},
+    )
+    assert missing["updateJob"]["__typename"] == "NotFoundError"
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("progress", [-1, 101, 10_000])
+async def test_progress_outside_0_to_100_is_refused(
+    progress: int, gql: GraphQLClient, db: Database
+) -> None:
+    await add_song(db, jobs_per_song=1, job_status=JobStatus.PROCESSING)
+    async with db.session() as session:
+        job_id = (await session.scalars(sa.select(Job.id))).one()
+    before = await snapshot(db)
+    result = (
+        await gql.data(UPDATE_JOB, input={"id": to_global_id("Job", job_id), "progress": progress})
+    )["updateJob"]
+    assert result == {
+        "__typename": "ValidationError",
+        "message": "progress must be between 0 and 100",
+        "field": "progress",
+    }
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("first: -1", "first must not be negative"),
+        ("first: 10000", "first must be at most 100"),
+        ("last: 101", "last must be at most 100"),
+        ("first: 1, last: 1", "Pass either first or last, not both"),
+        ('after: "garbage"', "after is not a valid cursor for this list"),
+        ('before: "WyJqb2JzIl0"', "before is not a valid cursor for this list"),
+    ],
+)
+async def test_bad_page_arguments(arguments: str, message: str, gql: GraphQLClient) -> None:
+    body = await gql(f"{{ songs({arguments}) {{ edges {{ cursor }} }} }}")
+    assert body["data"] is None
+    assert body["errors"][0]["message"] == message
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_cursor_from_another_order_is_refused(gql: GraphQLClient, db: Database) -> None:
+    await add_song(db)
+    cursor = (await gql.data("{ songs { edges { cursor } } }"))["songs"]["edges"][0]["cursor"]
+    body = await gql(
+        "query($c: String) { songs(after: $c, orderBy: {field: TITLE}) { edges { cursor } } }",
+        c=cursor,
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_search_text_is_never_sql(gql: GraphQLClient, db: Database) -> None:
+    await add_song(db, title="Bobby Tables")
+    before = await snapshot(db)
+    for text in ["'; DROP TABLE songs; --", '" OR ""="', "%' OR '1'='1", "\\", "_%_", "x" * 200]:
+        data = await gql.data("query($s: String) { songs(search: $s) { totalCount } }", s=text)
+        assert data["songs"]["totalCount"] == 0
+    body = await gql("query($s: String) { songs(search: $s) { totalCount } }", s="x" * 201)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await snapshot(db) == before
+
+
+async def test_malformed_requests(client: httpx.AsyncClient) -> None:
+    bad_json = await client.post(
+        "/graphql", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert bad_json.status_code == 400
+    syntax = (await client.post("/graphql", json={"query": "{ songs { "})).json()
+    assert syntax["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    unknown = (await client.post("/graphql", json={"query": "{ nope }"})).json()
+    assert unknown["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    coercion = (
+        await client.post(
+            "/graphql",
+            json={
+                "query": "query($n: Int) { songs(first: $n) { totalCount } }",
+                "variables": {"n": "ten"},
+            },
+        )
+    ).json()
+    assert coercion["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_queries_deeper_than_the_limit_are_refused(gql: GraphQLClient) -> None:
+    deep = "{ songs { edges { node { jobs { edges { node { song { jobs { edges { node { song { jobs { edges { node { id } } } } } } } } } } } } } } }"
+    body = await gql(deep)
+    assert body.get("data") is None
+    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:1/songbook",
+        "sqlite+aiosqlite:////nonexistent-directory/songbook.db",
+    ],
+)
+async def test_unreachable_database_is_reported_without_details(url: str) -> None:
+    db = Database(DatabaseSettings(url=url))
+    app = create_app(AppSettings(database=db.settings), db=db)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://songbook.test"
+    ) as client:
+        for query in [
+            "{ songs { totalCount } }",
+            'mutation { createSong(input: {title: "a", artist: "b", source: LOCAL}) { __typename } }',
+        ]:
+            body = (await client.post("/graphql", json={"query": query})).json()
+            error = body["errors"][0]
+            assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
+            assert error["message"] == "The database is unavailable"
+            assert "nonexistent" not in str(body) and "127.0.0.1" not in str(body)
+    await db.dispose()
