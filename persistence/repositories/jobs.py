@@ -7,10 +7,9 @@ each committed change whichever path made it.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
 from persistence.errors import ClaimNotHeld, InvalidTransition, NotFound
 from persistence.lifecycle import check_transition, checked_progress
@@ -18,6 +17,8 @@ from persistence.models import Job, JobStatus, Song, utcnow
 from persistence.notifications import announce
 from persistence.pagination import KeysetOrder, Page, PageRequest, decode_cursor
 from persistence.repositories.base import Repository
+
+JOBS = cast(sa.Table, Job.__table__)
 
 NEWEST_FIRST = KeysetOrder(
     name="jobs:created_at:desc",
@@ -141,53 +142,51 @@ class JobRepository(Repository[Job]):
     ) -> Job | None:
         """Hand the oldest claimable job to `worker_id`, or None when there is none.
 
-        A job whose lease lapsed (its worker died) goes first, then the oldest PENDING
-        one. Each attempt is one statement; on PostgreSQL its row lock skips rows other
-        claimers hold, on SQLite the unit of work's write lock serialises claimers.
+        Claimable: PENDING, or PROCESSING under a lease that lapsed (its worker died).
+        One statement; on PostgreSQL its row lock skips rows other claimers hold, on
+        SQLite the unit of work's write lock serialises claimers.
         """
         now = now or utcnow()
-        for lapsed in (True, False):
-            job = await self._claim_oldest(lapsed, worker_id, now, now + lease)
-            if job is not None:
-                await announce(self.session, job)
-                return job
-        return None
-
-    async def _claim_oldest(
-        self, lapsed: bool, worker_id: str, now: datetime, until: datetime
-    ) -> Job | None:
         # An alias, so the subquery reads jobs on its own instead of correlating to the
         # UPDATE's table.
-        candidate = aliased(Job)
-        claimable = (
-            sa.and_(candidate.status == JobStatus.PROCESSING, candidate.lease_expires_at < now)
-            if lapsed
-            else candidate.status == JobStatus.PENDING
-        )
+        candidate = JOBS.alias("candidate")
         oldest = (
-            sa.select(candidate.id)
-            .where(claimable)
-            .order_by(candidate.created_at, candidate.id)
+            sa.select(candidate.c.id)
+            .where(
+                sa.or_(
+                    candidate.c.status == JobStatus.PENDING,
+                    sa.and_(
+                        candidate.c.status == JobStatus.PROCESSING,
+                        candidate.c.lease_expires_at < now,
+                    ),
+                )
+            )
+            .order_by(candidate.c.created_at, candidate.c.id)
             .limit(1)
         )
         if self.session.get_bind().dialect.name == "postgresql":
             oldest = oldest.with_for_update(skip_locked=True)
-        statement = (
-            sa.update(Job)
-            .where(Job.id == oldest.scalar_subquery())
+        claim = (
+            sa.update(JOBS)
+            .where(JOBS.c.id == oldest.scalar_subquery())
             # A reclaimed job starts over: the new worker reports its own progress.
             .values(
                 status=JobStatus.PROCESSING,
                 claimed_by=worker_id,
-                lease_expires_at=until,
+                lease_expires_at=now + lease,
                 progress=0,
                 message=None,
                 updated_at=now,
             )
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
+            .returning(*JOBS.c)
         )
-        return (await self.session.scalars(statement)).one_or_none()
+        statement = sa.select(Job).from_statement(claim)
+        job = (
+            await self.session.scalars(statement, execution_options={"populate_existing": True})
+        ).one_or_none()
+        if job is not None:
+            await announce(self.session, job)
+        return job
 
     async def _held(self, job_id: str, worker_id: str, status: JobStatus) -> Job:
         """The job `worker_id` holds, locked, if it may move to `status`."""
