@@ -41,16 +41,16 @@ class KeysetOrder:
     def beyond(self, values: Sequence[Any], *, reverse: bool = False) -> sa.ColumnElement[bool]:
         """Rows strictly past `values` in this order (before them when `reverse`).
 
-        Written as `(a > x) OR (a = x AND b > y)` rather than a row-value comparison so both
-        SQLite and PostgreSQL use the composite index for it.
+        A row-value comparison, `(a, b) > (x, y)`: every column sorts the same way, and
+        both SQLite and PostgreSQL turn it into one range seek on the composite index
+        (SQLite scans the index instead for the equivalent `a > x OR (a = x AND b > y)`).
         """
         descending = self.descending != reverse
-        clauses: list[sa.ColumnElement[bool]] = []
-        for position, column in enumerate(self.columns):
-            equal = [self.columns[i] == values[i] for i in range(position)]
-            past = column < values[position] if descending else column > values[position]
-            clauses.append(sa.and_(*equal, past))
-        return sa.or_(*clauses)
+        key = sa.tuple_(*self.columns)
+        bound = sa.tuple_(
+            *(sa.literal(v, type_=c.type) for c, v in zip(self.columns, values, strict=True))
+        )
+        return key < bound if descending else key > bound
 
     def key_of(self, row: Any) -> tuple[Any, ...]:
         return tuple(getattr(row, attribute) for attribute in self.attributes)

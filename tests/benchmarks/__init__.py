@@ -1,0 +1,1 @@
+"""Benchmarks that print figures; run through `make bench` targets, never as tests."""
