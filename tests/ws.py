@@ -79,3 +79,37 @@ async def graphql_socket(
         ack = await socket.receive()
         assert ack["type"] == "connection_ack", ack
         yield socket
+
+
+@asynccontextmanager
+async def serve_in_process(app: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn inside this event loop, so a test can look at its state
+    while real WebSocket clients use it; yields the /graphql WebSocket URL."""
+    import uvicorn
+
+    from tests.live import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield f"ws://127.0.0.1:{port}/graphql"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def eventually(condition: Any, within: float = 5.0) -> None:
+    """Wait until `condition()` holds, failing after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the condition never held")
+        await asyncio.sleep(0.02)
