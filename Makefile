@@ -73,8 +73,15 @@ migrate: install
 seed: install
 	$(BIN)/songbook seed --songs $(or $(SONGS),1000)
 
+# Benchmarks print figures (timings as ratios to a baseline of the same run); they assert
+# nothing about speed. POSTGRES=postgresql://postgres@127.0.0.1:5432/postgres runs them on a
+# scratch database of that server instead of a scratch SQLite file.
+BENCH_DB := $(if $(POSTGRES),--postgres $(POSTGRES))
+
 bench: install
-	$(BIN)/python -m tests.benchmarks.statements
+	$(BIN)/python -m tests.benchmarks.statements $(BENCH_DB)
+	$(BIN)/python -m tests.benchmarks.claims $(BENCH_DB)
+	$(BIN)/python -m tests.benchmarks.delay $(BENCH_DB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache test-artifacts

@@ -1,7 +1,10 @@
 """The library page's cost: SQL statements and time for 5 and 50 songs, and page 1 against
 page 2,000 of a 100,000-song library (keyset pagination should make them cost the same).
 
-    python -m tests.benchmarks.statements [--songs 100000] [--database-url URL]
+    python -m tests.benchmarks.statements [--songs 100000] [--postgres URL]
+
+Without --postgres the library is a fresh SQLite file; with it, a fresh database on that
+PostgreSQL server, dropped afterwards.
 
 Timings are medians over repeated runs, printed with their ratio to a baseline measured in
 the same run, so the figures compare across machines.
@@ -10,9 +13,7 @@ the same run, so the figures compare across machines.
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,9 +22,10 @@ from sqlalchemy import event
 from graph.app import create_app
 from graph.seed import seed_library
 from graph.settings import AppSettings
-from persistence.config import DatabaseSettings, normalize_database_url
+from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.migrate import upgrade
+from tests.benchmarks.scratch import scratch_database
 
 LIBRARY_PAGE = """query($first: Int!, $after: String) {
   songs(first: $first, after: $after) {
@@ -45,9 +47,8 @@ async def measure(client: httpx.AsyncClient, variables: dict[str, Any], runs: in
     return statistics.median(timings)
 
 
-async def main(songs: int, url: str | None, runs: int) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        url = normalize_database_url(url or f"sqlite:///{Path(scratch) / 'bench.db'}")
+async def main(songs: int, postgres: str | None, runs: int) -> None:
+    async with scratch_database(postgres) as url:
         await asyncio.to_thread(upgrade, url)
         settings = DatabaseSettings(url=url)
         print(f"database: {url.split('://')[0]}, seeding {songs} songs ...")
@@ -97,7 +98,7 @@ async def main(songs: int, url: str | None, runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--songs", type=int, default=100_000)
-    parser.add_argument("--database-url", default=None, help="default: a scratch SQLite file")
+    parser.add_argument("--postgres", help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    asyncio.run(main(args.songs, args.database_url, args.runs))
+    asyncio.run(main(args.songs, args.postgres, args.runs))
