@@ -4,7 +4,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import QueryDepthLimiter, ValidationCache
+from strawberry.extensions import AddValidationRules, QueryDepthLimiter, ValidationCache
 
 from graph.context import Info
 from graph.errors import ErrorCodes, ParserCache
@@ -22,6 +22,10 @@ from graph.users.queries import UserQuery
 from graph.users.types import User
 
 MAX_QUERY_DEPTH = 12
+VALIDATION_CACHE_SIZE = 512
+# The depth rule is a class QueryDepthLimiter builds anew each time it is made, and the
+# validation cache is keyed by the rules: built once here, so repeated documents hit it.
+DEPTH_RULES = tuple(QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules)
 
 
 @strawberry.type
@@ -78,8 +82,8 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             ErrorCodes,
             lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=512),
-            lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+            lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+            lambda: AddValidationRules(list(DEPTH_RULES)),
         ],
     )
 

@@ -1,14 +1,17 @@
 """Every bad input gets a clear error and leaves the data as it was."""
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from strawberry.extensions.validation_cache import _get_validate_cache
 
 from graph.app import create_app
 from graph.relay import to_global_id
+from graph.schema import VALIDATION_CACHE_SIZE
 from graph.settings import AppSettings
 from persistence.config import DatabaseSettings
 from persistence.database import Database
@@ -260,6 +263,19 @@ async def test_queries_deeper_than_the_limit_are_refused(gql: GraphQLClient) -> 
     assert body.get("data") is None
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    # Validated once, then refused from the validation cache just the same.
+    assert await gql(deep) == body
+
+
+async def test_a_repeated_document_is_validated_once(gql: GraphQLClient) -> None:
+    # Strawberry's cache is a functools.lru_cache shared by every ValidationCache of a size.
+    cache: Any = _get_validate_cache(VALIDATION_CACHE_SIZE)
+    query = f"{{ songs{uuid.uuid4().hex} : songs(first: 3) {{ totalCount }} }}"
+    await gql.data(query)
+    before = cache.cache_info()
+    await gql.data(query)
+    after = cache.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
 
 
 @pytest.mark.parametrize(
