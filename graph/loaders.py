@@ -32,6 +32,7 @@ class Loaders:
         self.job_by_id = DataLoader[str, Job | None](self._jobs_by_id)
         self.latest_job_by_song = DataLoader[str, Job | None](self._latest_jobs_by_song)
         self.jobs_by_song = DataLoader[JobsPageKey, SongJobs](self._jobs_by_song)
+        self.job_count_by_song = DataLoader[str, int](self._job_counts_by_song)
 
     def prime_song(self, song: Song) -> None:
         self.song_by_id.clear(song.id).prime(song.id, song)
@@ -39,12 +40,14 @@ class Loaders:
     def forget_song(self, song_id: str) -> None:
         self.song_by_id.clear(song_id)
         self.latest_job_by_song.clear(song_id)
+        self.job_count_by_song.clear(song_id)
         self.jobs_by_song.clear_all()
 
     def prime_job(self, job: Job) -> None:
         """After a write to `job`: later reads see it, and the song's job lists reload."""
         self.job_by_id.clear(job.id).prime(job.id, job)
         self.latest_job_by_song.clear(job.song_id)
+        self.job_count_by_song.clear(job.song_id)
         self.jobs_by_song.clear_all()
 
     async def _songs_by_id(self, ids: Sequence[str]) -> list[Song | None]:
@@ -61,6 +64,11 @@ class Loaders:
         async with self._db.session() as session:
             latest = await JobRepository(session).latest_jobs_for_songs(song_ids)
         return [latest.get(song_id) for song_id in song_ids]
+
+    async def _job_counts_by_song(self, song_ids: Sequence[str]) -> list[int]:
+        async with self._db.session() as session:
+            counts = await JobRepository(session).count_for_songs(song_ids)
+        return [counts[song_id] for song_id in song_ids]
 
     async def _jobs_by_song(self, keys: Sequence[JobsPageKey]) -> list[SongJobs]:
         # Keys asking for the same slice (the usual case: one field on every song of a

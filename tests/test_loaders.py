@@ -37,6 +37,21 @@ async def test_library_page_runs_at_most_four_statements(
     assert statements.count == 3
 
 
+@pytest.mark.parametrize("size", [5, 50])
+async def test_each_songs_job_count_is_batched(
+    size: int, gql: GraphQLClient, db: Database, statements: StatementCounter
+) -> None:
+    await add_songs(db, size, jobs_per_song=2)
+    statements.reset()
+    data = await gql.data(
+        "query($first: Int!) { songs(first: $first) { edges { node { jobs(first: 1) { totalCount } } } } }",
+        first=size,
+    )
+    assert [edge["node"]["jobs"]["totalCount"] for edge in data["songs"]["edges"]] == [2] * size
+    # One page, one batch of job slices, one batch of counts.
+    assert statements.count == 3, statements.statements
+
+
 async def test_total_count_is_only_counted_when_asked(
     gql: GraphQLClient, db: Database, statements: StatementCounter
 ) -> None:

@@ -93,8 +93,8 @@ class Song(Node):
         song_id = self.db_id
 
         async def count() -> int:
-            async with info.context.read() as repos:
-                return await repos.jobs.count_for_song(song_id)
+            count: int = await info.context.loaders.job_count_by_song.load(song_id)
+            return count
 
         return Connection[Job].build(
             [Job.from_model(job) for job in song_jobs.jobs],

@@ -82,8 +82,20 @@ class JobRepository(Repository[Job]):
         where = [] if status is None else [Job.status == status]
         return await self.page(request, NEWEST_FIRST, where)
 
-    async def count_for_song(self, song_id: str) -> int:
-        return await self.count([Job.song_id == song_id])
+    async def count_for_songs(self, song_ids: Iterable[str]) -> dict[str, int]:
+        """How many jobs each song has (0 for none), in one statement for all the songs."""
+        wanted = list(dict.fromkeys(song_ids))
+        if not wanted:
+            return {}
+        statement = (
+            sa.select(Job.song_id, sa.func.count())
+            .where(Job.song_id.in_(wanted))
+            .group_by(Job.song_id)
+        )
+        counts = dict.fromkeys(wanted, 0)
+        for song_id, count in await self.session.execute(statement):
+            counts[song_id] = count
+        return counts
 
     async def count_with_status(self, status: JobStatus | None = None) -> int:
         return await self.count([] if status is None else [Job.status == status])
