@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from persistence.database import Database
-from persistence.errors import Conflict, DomainError
+from persistence.errors import Conflict, DatabaseUnavailable, DomainError
 from persistence.repositories import PersistedQueryRepository
 
 logger = logging.getLogger("songbook.graph")
@@ -44,11 +44,15 @@ class DocumentRefused(Exception):
     query text (APQ's first round trip), so it is answered 200 and never cached.
     """
 
-    def __init__(self, message: str, code: str, *, not_found: bool = False) -> None:
+    def __init__(
+        self, message: str, code: str, *, not_found: bool = False, status: int = 400
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.not_found = not_found
+        # The HTTP status under application/graphql-response+json.
+        self.status = status
 
 
 def persisted_query_not_found() -> DocumentRefused:
@@ -161,8 +165,13 @@ class PersistedQueries:
             if time.monotonic() - touched > TOUCH_INTERVAL_SECONDS:
                 await self.remember(sha, document)
             return document
-        async with self.db.session() as session:
-            stored = await PersistedQueryRepository(session).document(sha)
+        try:
+            async with self.db.session() as session:
+                stored = await PersistedQueryRepository(session).document(sha)
+        except DatabaseUnavailable:
+            raise DocumentRefused(
+                "The database is unavailable", "DATABASE_UNAVAILABLE", status=503
+            ) from None
         if stored is not None:
             # The first use in this process counts as a use in the shared store too.
             await self.remember(sha, stored)

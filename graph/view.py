@@ -70,6 +70,7 @@ class _Refused(PreExecutionError):
     def __init__(self, refused: DocumentRefused) -> None:
         super().__init__(data=None, errors=[_refusal_error(refused)])
         self.not_found = refused.not_found
+        self.status = refused.status
 
 
 async def _resolve_ws(view: Any, payload: Any) -> str | None:
@@ -170,6 +171,9 @@ class SongbookGraphQL(GraphQL[Context, None]):
             response = self.error_response(
                 request, HTTPError(error.status_code, error.reason, headers=headers)
             )
+        # Accept picks the media type (and GraphiQL's page): a shared cache must key on it.
+        vary = response.headers.get("vary")
+        response.headers["vary"] = f"{vary}, Accept" if vary else "Accept"
         await response(scope, receive, send)
 
     def error_response(self, request: Request, error: HTTPError) -> Response:
@@ -250,7 +254,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
             sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"
             response_data.pop("data", None)
         elif media_type == GRAPHQL_RESPONSE_JSON and is_request_error(result):
-            sub_response.status_code = 400
+            sub_response.status_code = result.status if isinstance(result, _Refused) else 400
             response_data.pop("data", None)
         return response_data
 
@@ -269,7 +273,8 @@ class SongbookGraphQL(GraphQL[Context, None]):
             resolved = await self.documents.resolve(request_data.query, request_data.extensions)
         except DocumentRefused as refused:
             return _Refused(refused)
-        allowed = OperationType.from_http(request_adapter.method)
+        # Subscriptions are served over WebSocket only.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         try:
             result = await self.schema.execute(
                 resolved.query,
@@ -286,6 +291,12 @@ class SongbookGraphQL(GraphQL[Context, None]):
             if request_adapter.method == "GET" and error.operation_type == OperationType.MUTATION:
                 raise HTTPError(
                     405, "Mutations must be sent with POST", headers={"Allow": "POST"}
+                ) from error
+            if error.operation_type == OperationType.SUBSCRIPTION:
+                raise HTTPError(
+                    400,
+                    "Subscriptions run over a WebSocket to /graphql "
+                    "(graphql-transport-ws or graphql-ws), not over HTTP",
                 ) from error
             raise HTTPError(400, error.as_http_error_reason(request_adapter.method)) from error
         except MissingQueryError as error:

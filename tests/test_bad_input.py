@@ -1,6 +1,7 @@
 """Every bad input gets a clear error and leaves the data as it was."""
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -300,4 +301,23 @@ async def test_unreachable_database_is_reported_without_details(url: str) -> Non
             assert error["extensions"]["code"] == "DATABASE_UNAVAILABLE"
             assert error["message"] == "The database is unavailable"
             assert "nonexistent" not in str(body) and "127.0.0.1" not in str(body)
+
+        # A persisted query looked up by its hash alone needs the database too.
+        hash_only = {"persistedQuery": {"version": 1, "sha256Hash": "a" * 64}}
+        for accept, status in [
+            ("application/json", 200),
+            ("application/graphql-response+json", 503),
+        ]:
+            response = await client.get(
+                "/graphql",
+                params={"extensions": json.dumps(hash_only)},
+                headers={"accept": accept},
+            )
+            assert response.status_code == status
+            assert response.json()["errors"] == [
+                {
+                    "message": "The database is unavailable",
+                    "extensions": {"code": "DATABASE_UNAVAILABLE"},
+                }
+            ]
     await db.dispose()

@@ -51,6 +51,32 @@ async def test_each_accept_gets_its_media_type(client: httpx.AsyncClient) -> Non
     assert no_accept.headers["content-type"] == "application/json"
 
 
+async def test_subscriptions_over_http_point_to_the_websocket(client: httpx.AsyncClient) -> None:
+    subscription = "subscription { jobUpdated { id } }"
+    for response in [
+        await post(client, {"query": subscription}),
+        await post(client, {"query": subscription}, **AS_GRAPHQL_RESPONSE),
+        await client.get("/graphql", params={"query": subscription}),
+    ]:
+        assert response.status_code == 400
+        assert codes(response.json()) == ["BAD_REQUEST"]
+        assert "WebSocket" in response.json()["errors"][0]["message"]
+
+
+async def test_answers_vary_with_accept_so_shared_caches_keep_them_apart(
+    client: httpx.AsyncClient,
+) -> None:
+    for response in [
+        await client.get("/graphql", params={"query": "{ __typename }"}, headers=AS_JSON),
+        await client.get("/graphql", headers={"accept": "text/html"}),
+        await client.get(
+            "/graphql", params={"query": "{ __typename }"}, headers={"accept": "text/csv"}
+        ),
+        await post(client, {"query": "{ __typename }"}, **AS_GRAPHQL_RESPONSE),
+    ]:
+        assert "Accept" in response.headers["vary"].split(", "), response
+
+
 @pytest.mark.parametrize(
     ("query", "variables", "code"),
     [
