@@ -117,7 +117,17 @@ def decode_cursor(field: str, cursor: str, order: KeysetOrder) -> tuple[Any, ...
         raise invalid from None
     if order_name != order.name or len(key) != len(order.columns):
         raise invalid
+    if not all(_fits(column, value) for column, value in zip(order.columns, key, strict=True)):
+        raise invalid
     return key
+
+
+def _fits(column: KeyColumn, value: Any) -> bool:
+    """Whether a cursor's value can stand for `column` (a forged cursor may hold anything)."""
+    expected = column.type.python_type
+    if expected is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    return isinstance(value, expected) and not isinstance(value, bool)
 
 
 async def paginate(

@@ -1,6 +1,7 @@
 """Every bad input gets a clear error and leaves the data as it was."""
 
 import asyncio
+import base64
 import json
 import uuid
 from typing import Any
@@ -223,6 +224,34 @@ async def test_cursor_from_another_order_is_refused(gql: GraphQLClient, db: Data
         "query($c: String) { songs(after: $c, orderBy: {field: TITLE}) { edges { cursor } } }",
         c=cursor,
     )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def forged_cursor(order: str, key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps([order, key]).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("field", "order", "key"),
+    [
+        ("songs", "songs:date_added:desc", ["x", "y"]),
+        ("songs", "songs:date_added:desc", [{"t": "2026-01-01T00:00:00"}, "y"]),
+        ("songs", "songs:date_added:desc", [{"t": "2026-01-01T00:00:00+00:00"}, 7]),
+        ("songs(orderBy: {field: TITLE, direction: ASC}, ", "songs:title:asc", [1, 2]),
+        ("songs(orderBy: {field: ARTIST}, ", "songs:artist:desc", [True, "y"]),
+        ("jobs", "jobs:created_at:desc", [None, "y"]),
+    ],
+)
+async def test_forged_cursors_are_refused(
+    field: str, order: str, key: list[Any], gql: GraphQLClient, db: Database
+) -> None:
+    await add_song(db)
+    selection = f"{field}after: $c)" if field.endswith(", ") else f"{field}(after: $c)"
+    body = await gql(
+        f"query($c: String) {{ {selection} {{ edges {{ cursor }} }} }}", c=forged_cursor(order, key)
+    )
+    assert body["data"] is None
+    assert body["errors"][0]["message"] == "after is not a valid cursor for this list"
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
