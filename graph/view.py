@@ -95,6 +95,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (GraphiQL, graphql-ws clients) under the document policy."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if not self.connection_acknowledged or message["id"] in self.operations:
+            # The protocol's own refusals (4401, 4409) come before any document is read.
+            await super().handle_subscribe(message)
+            return
         payload: Any = message.get("payload") or {}
         try:
             query = await _resolve_ws(self.view, payload)

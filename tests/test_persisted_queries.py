@@ -1,5 +1,6 @@
 """Automatic persisted queries and trusted documents, as Apollo Client and urql use them."""
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,6 +12,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from graph.app import create_app
 from graph.settings import AppSettings
@@ -298,3 +302,32 @@ async def test_trusted_mode_holds_on_websockets_too(
                 "data": {"createSongWithJob": {"__typename": "CreateSongWithJobSuccess"}}
             }
             assert await socket.next_data() == {"jobUpdated": {"status": "PENDING"}}
+
+
+async def test_the_protocols_own_rules_come_before_the_document_policy(
+    empty_url: str, tmp_path: Path
+) -> None:
+    """graphql-transport-ws closes with 4401 for a subscribe before connection_init and
+    4409 for an id in use, whatever the document; trusted mode must not answer first."""
+    subscription = "subscription Live { jobUpdated { status } }"
+    untrusted = {"query": "subscription { jobUpdated { id } }"}
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({sha256(subscription): subscription}))
+    env = {"SONGBOOK_TRUSTED_DOCUMENTS": str(manifest)}
+    with live_server(empty_url, tmp_path, env) as server:
+        async with connect(server.ws_url, subprotocols=[Subprotocol(TRANSPORT_WS)]) as raw:
+            await raw.send(json.dumps({"id": "1", "type": "subscribe", "payload": untrusted}))
+            with pytest.raises(ConnectionClosed) as unacknowledged:
+                await asyncio.wait_for(raw.recv(), 10)
+        assert unacknowledged.value.rcvd is not None
+        assert unacknowledged.value.rcvd.code == 4401
+
+        async with graphql_socket(server.ws_url) as socket:
+            trusted = {"extensions": persisted(sha256(subscription))}
+            await socket.send({"id": "live", "type": "subscribe", "payload": trusted})
+            await socket.expect_silence(0.3)  # subscribed, waiting for job changes
+            await socket.send({"id": "live", "type": "subscribe", "payload": untrusted})
+            with pytest.raises(ConnectionClosed) as duplicate:
+                await socket.receive()
+        assert duplicate.value.rcvd is not None
+        assert duplicate.value.rcvd.code == 4409
