@@ -58,7 +58,7 @@ def clean_song(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         if field == "youtube_id":
             cleaned[field] = clean_youtube_id(value)
         elif field == "source":
-            if value is None and creating:
+            if value is None:
                 raise ValidationError("source", "source is required")
             cleaned[field] = value
         else:
@@ -67,9 +67,16 @@ def clean_song(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         for field in REQUIRED_SONG_TEXT:
             if field not in cleaned:
                 raise ValidationError(field, f"{field} is required")
-    if cleaned.get("source") == SongSource.YOUTUBE and creating and not cleaned.get("youtube_id"):
-        raise ValidationError("youtube_id", "a song from YouTube needs its youtube_id")
+    if creating:
+        check_youtube_source(cleaned.get("source"), cleaned.get("youtube_id"))
     return cleaned
+
+
+def check_youtube_source(source: SongSource | None, youtube_id: str | None) -> None:
+    """A song from YouTube needs its video id: checked on a new song, and on a song as an
+    update would leave it."""
+    if source == SongSource.YOUTUBE and not youtube_id:
+        raise ValidationError("youtube_id", "a song from YouTube needs its youtube_id")
 
 
 def clean_progress(progress: int) -> int:

@@ -17,7 +17,7 @@ from graph.schema import VALIDATION_CACHE_SIZE
 from graph.settings import AppSettings
 from persistence.config import DatabaseSettings
 from persistence.database import Database
-from persistence.models import Job, JobStatus, Song, User
+from persistence.models import Job, JobStatus, Song, SongSource, User
 from tests.conftest import GraphQLClient
 from tests.factories import add_song
 
@@ -74,6 +74,37 @@ async def test_invalid_song_fields_are_refused(
         assert result["message"]
         if "field" in result:
             assert result["field"] == field
+    assert await snapshot(db) == before
+
+
+UPDATE = """mutation($input: UpdateSongInput!) {
+  updateSong(input: $input) { __typename ... on ValidationError { field message } } }"""
+
+
+@pytest.mark.parametrize(
+    ("source", "fields", "field"),
+    [
+        (SongSource.UPLOAD, {"source": None}, "source"),
+        (SongSource.UPLOAD, {"source": "YOUTUBE"}, "youtubeId"),
+        (SongSource.YOUTUBE, {"youtubeId": None}, "youtubeId"),
+        (SongSource.YOUTUBE, {"youtubeId": "  "}, "youtubeId"),
+        (SongSource.UPLOAD, {"title": "   "}, "title"),
+    ],
+)
+async def test_an_update_cannot_leave_a_song_that_could_not_be_created(
+    source: SongSource,
+    fields: dict[str, Any],
+    field: str,
+    gql: GraphQLClient,
+    db: Database,
+) -> None:
+    youtube_id = "dQw4w9WgXcQ" if source is SongSource.YOUTUBE else None
+    song = await add_song(db, source=source, youtube_id=youtube_id)
+    before = await snapshot(db)
+    update = {"id": to_global_id("Song", song.id), **fields}
+    result = (await gql.data(UPDATE, input=update))["updateSong"]
+    assert result["__typename"] == "ValidationError"
+    assert result["field"] == field
     assert await snapshot(db) == before
 
 

@@ -17,7 +17,7 @@ from graph.relay import parse_global_id
 from graph.songs.types import Song
 from persistence.errors import Conflict, ValidationError
 from persistence.models import SongSource
-from persistence.validation import clean_song
+from persistence.validation import check_youtube_source, clean_song
 
 YOUTUBE_ID_CONSTRAINT = "uq_songs_youtube_id"
 
@@ -55,15 +55,34 @@ class CreateSongInput:
 @strawberry.input(description="Changes to a song; fields left out stay as they are.")
 class UpdateSongInput:
     id: strawberry.ID = strawberry.field(description="The song to change.")
-    title: str | None = strawberry.UNSET
-    artist: str | None = strawberry.UNSET
-    album: str | None = strawberry.UNSET
-    source: SongSource | None = strawberry.UNSET
-    youtube_id: str | None = strawberry.UNSET
-    file_path: str | None = strawberry.UNSET
-    vocals_path: str | None = strawberry.UNSET
-    instrumental_path: str | None = strawberry.UNSET
-    lyrics: str | None = strawberry.UNSET
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new title (trimmed, 1-300 characters)."
+    )
+    artist: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new performer (trimmed, 1-300 characters)."
+    )
+    album: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A new album; null clears it."
+    )
+    source: SongSource | None = strawberry.field(
+        default=strawberry.UNSET, description="Where the audio comes from; never null."
+    )
+    youtube_id: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The 11-character YouTube video id; a YOUTUBE song keeps one.",
+    )
+    file_path: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The original audio; null clears it."
+    )
+    vocals_path: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The vocals stem; null clears it."
+    )
+    instrumental_path: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The instrumental stem; null clears it."
+    )
+    lyrics: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The lyrics; null clears them."
+    )
 
     def values(self) -> dict[str, Any]:
         names = (
@@ -179,6 +198,9 @@ class SongMutation:
                 row = await repos.songs.get(song_id)
                 if row is None:
                     return not_found(input.id, "song")
+                check_youtube_source(
+                    values.get("source", row.source), values.get("youtube_id", row.youtube_id)
+                )
                 row = await repos.songs.update(row, **values)
         except ValidationError as error:
             return validation_error(error)
