@@ -82,6 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         sys.exit(f"songbook: {error}")
     if args.command == "serve":
+        if args.workers < 1:
+            sys.exit("songbook: --workers must be at least 1")
+        if args.workers > 1 and settings.is_sqlite:
+            # Job events and the SQLite write queue live in one process's memory.
+            sys.exit(
+                "songbook: several server processes need PostgreSQL (set DATABASE_URL); "
+                "with SQLite, live job updates would reach only the process that made them"
+            )
         serve(args, settings)
     elif args.command == "migrate":
         migrate(settings)

@@ -64,3 +64,9 @@ def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
     bad_env = songbook("migrate", env={"SONGBOOK_DB_POOL_SIZE": "many"})
     assert bad_env.returncode != 0
     assert "SONGBOOK_DB_POOL_SIZE must be a whole number" in bad_env.stderr
+    several_on_sqlite = songbook(
+        "serve", "--workers", "2", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    )
+    assert several_on_sqlite.returncode != 0
+    assert "several server processes need PostgreSQL" in several_on_sqlite.stderr
+    assert not (tmp_path / "x.db").exists()
