@@ -1,10 +1,16 @@
 """The root types, composed from each domain, and the schema with its extensions."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, QueryDepthLimiter, ValidationCache
+from graphql import GraphQLError, OperationDefinitionNode
+from strawberry.extensions import (
+    AddValidationRules,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 
 from graph.context import Info
 from graph.errors import ErrorCodes, ParserCache
@@ -67,6 +73,25 @@ class Subscription(JobSubscription):
     pass
 
 
+class OperationNameRequired(SchemaExtension):
+    """A document of several operations must name the one to run (the spec's
+    GetOperation); Strawberry alone would quietly run the first. Listed after
+    ValidationCache, so its error joins the cached validation's."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        named = getattr(context, "_provided_operation_name", None) is not None
+        if document is not None and not named:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                error = GraphQLError(
+                    "The document holds several operations: name the one to run in operationName"
+                )
+                context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
+        yield
+
+
 class SongbookSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # ErrorCodes logs the unexpected ones; clients' mistakes are not worth a traceback.
@@ -84,6 +109,7 @@ def build_schema() -> strawberry.Schema:
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
             lambda: AddValidationRules(list(DEPTH_RULES)),
+            OperationNameRequired,
         ],
     )
 

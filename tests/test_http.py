@@ -63,6 +63,26 @@ async def test_subscriptions_over_http_point_to_the_websocket(client: httpx.Asyn
         assert "WebSocket" in response.json()["errors"][0]["message"]
 
 
+async def test_a_document_of_several_operations_must_name_one(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    document = (
+        "query Count { songs { totalCount } } "
+        'mutation Add { createUser(input: {username: "ada"}) { __typename } }'
+    )
+    for _ in range(2):  # the second time from the validation cache
+        refused = await post(client, {"query": document}, **AS_GRAPHQL_RESPONSE)
+        assert refused.status_code == 400
+        assert codes(refused.json()) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "operationName" in refused.json()["errors"][0]["message"]
+        assert "data" not in refused.json()
+    async with db.session() as session:
+        assert await UserRepository(session).get_by_username("ada") is None
+
+    named = await post(client, {"query": document, "operationName": "Count"})
+    assert named.json() == {"data": {"songs": {"totalCount": 0}}}
+
+
 async def test_answers_vary_with_accept_so_shared_caches_keep_them_apart(
     client: httpx.AsyncClient,
 ) -> None:
