@@ -56,7 +56,9 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
         routes=[
             Route("/", home),
             Route("/healthz", health),
-            Route("/graphql", view, methods=["GET", "POST"]),
+            # Every method reaches the view, which answers all but GET and POST alike:
+            # 405, Allow: GET, POST, and a GraphQL error body.
+            Route("/graphql", view),
             *(
                 [Route("/graphql/assets/{name}", graphiql.asset, methods=["GET", "HEAD"])]
                 if graphiql is not None
