@@ -1,7 +1,9 @@
 """Driving jobs through the API as an app and a processing worker do."""
 
+import asyncio
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from persistence.database import Database
@@ -58,6 +60,22 @@ async def claim(gql: GraphQLClient, worker: str) -> dict[str, Any] | None:
     assert result["__typename"] == "ClaimJobSuccess", result
     job: dict[str, Any] | None = result["job"]
     return job
+
+
+async def drain_over_http(base_url: str, workers: int) -> list[list[str]]:
+    """`workers` clients, one connection each, claiming at once until no job is left;
+    the ids of the jobs each one claimed."""
+
+    async def worker(number: int) -> list[str]:
+        claimed: list[str] = []
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(base_url=base_url, limits=limits) as http:
+            gql = GraphQLClient(http)
+            while (job := await claim(gql, f"worker-{number}")) is not None:
+                claimed.append(job["id"])
+        return claimed
+
+    return list(await asyncio.gather(*(worker(n) for n in range(workers))))
 
 
 async def report(

@@ -15,16 +15,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
-
 from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.migrate import upgrade
 from persistence.models import Base
 from persistence.repositories import JobRepository
 from tests.benchmarks.scratch import scratch_database
-from tests.conftest import GraphQLClient
-from tests.jobs import add_pending_jobs, claim
+from tests.jobs import add_pending_jobs, drain_over_http
 from tests.live import live_server
 
 
@@ -42,18 +39,8 @@ async def over_http(url: str, jobs: int, workers: int, server_workers: int) -> f
         db = Database(DatabaseSettings(url=url))
         try:
             await add_pending_jobs(db, jobs)
-
-            async def worker(number: int) -> list[str]:
-                claimed: list[str] = []
-                limits = httpx.Limits(max_connections=1)
-                async with httpx.AsyncClient(base_url=server.url, limits=limits) as http:
-                    gql = GraphQLClient(http)
-                    while (job := await claim(gql, f"worker-{number}")) is not None:
-                        claimed.append(job["id"])
-                return claimed
-
             started = time.perf_counter()
-            claims = await asyncio.gather(*(worker(n) for n in range(workers)))
+            claims = await drain_over_http(server.url, workers)
             elapsed = time.perf_counter() - started
             check_exactly_once(claims, jobs)
             async with db.transaction() as session:
