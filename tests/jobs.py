@@ -1,6 +1,7 @@
 """Driving jobs through the API as an app and a processing worker do."""
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 
 from persistence.database import Database
 from persistence.models import Job, Song, SongSource
+from persistence.repositories import JobRepository
 from tests.conftest import GraphQLClient
 
 JOB_FIELDS = "id status progress message claimedBy leaseExpiresAt createdAt updatedAt"
@@ -76,6 +78,22 @@ async def drain_over_http(base_url: str, workers: int) -> list[list[str]]:
         return claimed
 
     return list(await asyncio.gather(*(worker(n) for n in range(workers))))
+
+
+async def drain_through_repository(claimers: list[Database]) -> list[list[str]]:
+    """Each database claims jobs at once with the others, one unit of work per claim,
+    until none is left; the ids of the jobs each one claimed."""
+
+    async def claimer(number: int, database: Database) -> list[str]:
+        claimed: list[str] = []
+        while True:
+            async with database.transaction() as session:
+                job = await JobRepository(session).claim_next(f"w{number}", timedelta(minutes=5))
+            if job is None:
+                return claimed
+            claimed.append(job.id)
+
+    return list(await asyncio.gather(*(claimer(n, d) for n, d in enumerate(claimers))))
 
 
 async def report(

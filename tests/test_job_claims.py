@@ -5,7 +5,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -13,13 +12,13 @@ import httpx
 from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.models import JobStatus
-from persistence.repositories import JobRepository
 from tests.conftest import GraphQLClient
 from tests.jobs import (
     add_pending_jobs,
     claim,
     complete,
     drain_over_http,
+    drain_through_repository,
     new_song_with_job,
     report,
     stored_jobs,
@@ -28,21 +27,6 @@ from tests.live import live_server
 
 CLAIMERS = 20
 JOBS = 1000
-
-
-async def drain(claimers: list[Database]) -> list[list[str]]:
-    """Each database claims jobs, one unit of work per claim, until none is left."""
-
-    async def claimer(number: int, database: Database) -> list[str]:
-        claimed: list[str] = []
-        while True:
-            async with database.transaction() as session:
-                job = await JobRepository(session).claim_next(f"w{number}", timedelta(minutes=5))
-            if job is None:
-                return claimed
-            claimed.append(job.id)
-
-    return await asyncio.gather(*(claimer(n, d) for n, d in enumerate(claimers)))
 
 
 async def test_twenty_claimers_drain_a_thousand_jobs_exactly_once(
@@ -57,7 +41,7 @@ async def test_twenty_claimers_drain_a_thousand_jobs_exactly_once(
     )
     claimers = [Database(settings) for _ in range(CLAIMERS)]
     try:
-        claims = await drain(claimers)
+        claims = await drain_through_repository(claimers)
     finally:
         await asyncio.gather(*(d.dispose() for d in claimers))
 

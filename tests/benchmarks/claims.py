@@ -12,16 +12,14 @@ import argparse
 import asyncio
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.migrate import upgrade
 from persistence.models import Base
-from persistence.repositories import JobRepository
 from tests.benchmarks.scratch import scratch_database
-from tests.jobs import add_pending_jobs, drain_over_http
+from tests.jobs import add_pending_jobs, drain_over_http, drain_through_repository
 from tests.live import live_server
 
 
@@ -58,18 +56,9 @@ async def through_repository(url: str, jobs: int, workers: int) -> float:
     settings = DatabaseSettings(url=url, pool_size=1, max_overflow=0)
     claimers = [Database(settings) for _ in range(workers)]
 
-    async def claimer(number: int, database: Database) -> list[str]:
-        claimed: list[str] = []
-        while True:
-            async with database.transaction() as session:
-                job = await JobRepository(session).claim_next(f"w{number}", timedelta(minutes=5))
-            if job is None:
-                return claimed
-            claimed.append(job.id)
-
     try:
         started = time.perf_counter()
-        claims = await asyncio.gather(*(claimer(n, d) for n, d in enumerate(claimers)))
+        claims = await drain_through_repository(claimers)
         elapsed = time.perf_counter() - started
     finally:
         await asyncio.gather(*(d.dispose() for d in claimers))
