@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-GRAPHIQL := graph/graphiql
+GRAPHIQL := graph/server/graphiql
 CLIENTS := tests/clients
 
 .PHONY: install run test lint typecheck pytest schema migrate seed bench clean
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# GraphiQL's browser bundles (pinned in graph/graphiql), served by Songbook itself so the
+# GraphiQL's browser bundles (pinned in graph/server/graphiql), served by Songbook itself so the
 # IDE works offline; without npm the page loads the same versions from the CDN instead.
 graphiql-assets:
 	@if command -v npm >/dev/null 2>&1; then \

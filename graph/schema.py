@@ -12,14 +12,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from graph.context import Info
-from graph.errors import ErrorCodes, ParserCache
+from graph.core.context import Info
+from graph.core.errors import ErrorCodes, ParserCache
+from graph.core.relay import Node, parse_global_id
 from graph.jobs.mutations import JobMutation
 from graph.jobs.queries import JobQuery
 from graph.jobs.subscriptions import JobSubscription
 from graph.jobs.types import Job
 from graph.jobs.workers import WorkerMutation
-from graph.relay import Node, parse_global_id
 from graph.songs.mutations import SongMutation
 from graph.songs.queries import SongQuery
 from graph.songs.types import Song
@@ -38,7 +38,7 @@ DEPTH_RULES = tuple(QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rule
 class NodeQuery:
     @strawberry.field(description="Any object by its global id (Relay), or null.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        from graph.relay import InvalidGlobalId
+        from graph.core.relay import InvalidGlobalId
 
         parsed = parse_global_id(id)
         if parsed is None:

@@ -19,8 +19,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from persistence.config import DatabaseSettings
 from persistence.errors import Conflict, DatabaseUnavailable, ValidationError
+from persistence.events import EVENTS_KEY, JobEvents
 from persistence.models import Base
-from persistence.notifications import EVENTS_KEY, JobEvents
 
 # Execution option that makes a SQLite transaction take the write lock when it begins, so a
 # unit of work that reads and then writes never fails on upgrading its lock.

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from graph.app import create_app
+from graph.server.app import create_app
 from persistence.config import DatabaseSettings, normalize_database_url
 from persistence.database import Database
 from persistence.migrate import upgrade

@@ -59,7 +59,7 @@ def live_server(
     log_path = log_dir / f"server-{port}.log"
     environment = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
     command = [
-        sys.executable, "-m", "graph.cli", "serve",
+        sys.executable, "-m", "graph.server.cli", "serve",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
     with log_path.open("wb") as log:

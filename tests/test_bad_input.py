@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from graph.app import create_app
-from graph.relay import to_global_id
+from graph.core.relay import to_global_id
+from graph.core.settings import AppSettings
 from graph.schema import VALIDATION_CACHE_SIZE
-from graph.settings import AppSettings
+from graph.server.app import create_app
 from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.models import Job, JobStatus, Song, SongSource, User

@@ -12,7 +12,7 @@ from tests.live import ROOT
 
 def songbook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "graph.server.cli", *args],
         cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", **(env or {})},
         capture_output=True,

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.app import create_app
-from graph.settings import AppSettings
+from graph.core.settings import AppSettings
+from graph.server.app import create_app
 from persistence.database import Database
 from persistence.repositories import UserRepository
 from tests.factories import add_song

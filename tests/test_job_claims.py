@@ -69,7 +69,7 @@ async def test_claims_over_http_to_a_live_server_are_exactly_once(
         finally:
             await db.dispose()
 
-    from graph.relay import parse_global_id
+    from graph.core.relay import parse_global_id
 
     claimed = [parse_global_id(job_id) for batch in claims for job_id in batch]
     assert len(claimed) == JOBS

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.app import create_app
-from graph.relay import to_global_id
-from graph.settings import AppSettings
+from graph.core.relay import to_global_id
+from graph.core.settings import AppSettings
+from graph.server.app import create_app
 from persistence.database import Database
 from persistence.errors import Conflict, ValidationError
+from persistence.events import JobEvent
 from persistence.models import SongSource
-from persistence.notifications import JobEvent
 from persistence.repositories import JobRepository, SongRepository
 from tests.conftest import GraphQLClient
 from tests.factories import add_song

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from graph.relay import to_global_id
+from graph.core.relay import to_global_id
 from persistence.database import Database
 from tests.conftest import GraphQLClient
 from tests.jobs import (

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from graph.relay import to_global_id
+from graph.core.relay import to_global_id
 from persistence.database import Database
 from tests.conftest import GraphQLClient, StatementCounter
 from tests.factories import add_songs

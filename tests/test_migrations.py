@@ -70,7 +70,7 @@ def test_processes_starting_together_migrate_once(empty_url: str, tmp_path: Path
     env = {"DATABASE_URL": empty_url, "PATH": "/usr/bin:/bin"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "graph.cli", "migrate"],
+            [sys.executable, "-m", "graph.server.cli", "migrate"],
             cwd=REPOSITORY,
             env=env,
             stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from graph.app import create_app
-from graph.settings import AppSettings
+from graph.core.settings import AppSettings
+from graph.server.app import create_app
 from persistence.database import Database
 from persistence.models import Base, PersistedQuery
 from tests.factories import add_songs

@@ -5,7 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from graph.relay import to_global_id
+from graph.core.relay import to_global_id
 from persistence.database import Database
 from persistence.models import Job, Song
 from tests.conftest import GraphQLClient

@@ -4,16 +4,16 @@ from typing import Annotated, TypeVar
 
 import strawberry
 
-from graph.context import Info
-from graph.errors import (
+from graph.core.context import Info
+from graph.core.errors import (
     Error,
     NotFoundErrorType,
     ValidationErrorType,
     not_found,
     validation_error,
 )
+from graph.core.relay import parse_global_id
 from graph.jobs.types import Job
-from graph.relay import parse_global_id
 from persistence import models
 from persistence.errors import InvalidTransition, NotFound, ValidationError
 from persistence.models import JobStatus

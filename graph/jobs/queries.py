@@ -2,10 +2,10 @@
 
 import strawberry
 
-from graph.context import Info
-from graph.errors import UserInputError
+from graph.core.context import Info
+from graph.core.errors import UserInputError
+from graph.core.relay import Connection, from_global_id
 from graph.jobs.types import Job
-from graph.relay import Connection, from_global_id
 from persistence.errors import ValidationError
 from persistence.models import JobStatus
 from persistence.pagination import PageRequest

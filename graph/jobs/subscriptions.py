@@ -5,12 +5,12 @@ from collections.abc import AsyncGenerator
 import strawberry
 from graphql import GraphQLError
 
-from graph.context import Info
-from graph.errors import UserInputError
+from graph.core.context import Info
+from graph.core.errors import UserInputError
+from graph.core.relay import from_global_id
 from graph.jobs.types import Job
-from graph.relay import from_global_id
 from persistence.errors import SubscriberTooSlow
-from persistence.notifications import JobEvent
+from persistence.events import JobEvent
 
 
 def _id_of(global_id: strawberry.ID | None, type_name: str, argument: str) -> str | None:

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from graph.context import Info
-from graph.relay import Node, to_global_id
+from graph.core.context import Info
+from graph.core.relay import Node, to_global_id
 from persistence import models
 
 if TYPE_CHECKING:

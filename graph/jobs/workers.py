@@ -10,8 +10,8 @@ from typing import Annotated
 
 import strawberry
 
-from graph.context import Info
-from graph.errors import (
+from graph.core.context import Info
+from graph.core.errors import (
     Error,
     NotFoundErrorType,
     ValidationErrorType,

@@ -4,16 +4,16 @@ from typing import Annotated, Any
 
 import strawberry
 
-from graph.context import Info
-from graph.errors import (
+from graph.core.context import Info
+from graph.core.errors import (
     ConflictError,
     NotFoundErrorType,
     ValidationErrorType,
     not_found,
     validation_error,
 )
+from graph.core.relay import parse_global_id
 from graph.jobs.types import Job
-from graph.relay import parse_global_id
 from graph.songs.types import Song
 from persistence.errors import Conflict, ValidationError
 from persistence.models import SongSource

@@ -2,9 +2,9 @@
 
 import strawberry
 
-from graph.context import Info
-from graph.errors import UserInputError
-from graph.relay import Connection, from_global_id
+from graph.core.context import Info
+from graph.core.errors import UserInputError
+from graph.core.relay import Connection, from_global_id
 from graph.songs.types import Song, SongOrder, SongSortField, SortDirection
 from persistence.errors import ValidationError
 from persistence.models import SongSource

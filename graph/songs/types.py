@@ -5,10 +5,10 @@ from enum import Enum
 
 import strawberry
 
-from graph.context import Info
+from graph.core.context import Info
+from graph.core.loaders import JobsPageKey
+from graph.core.relay import Connection, Node, to_global_id
 from graph.jobs.types import Job
-from graph.loaders import JobsPageKey
-from graph.relay import Connection, Node, to_global_id
 from persistence import models
 from persistence.pagination import PageRequest, decode_cursor
 from persistence.repositories.jobs import NEWEST_FIRST

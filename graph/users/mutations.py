@@ -4,8 +4,8 @@ from typing import Annotated
 
 import strawberry
 
-from graph.context import Info
-from graph.errors import Error, ValidationErrorType, validation_error
+from graph.core.context import Info
+from graph.core.errors import Error, ValidationErrorType, validation_error
 from graph.users.types import User
 from persistence.errors import Conflict, ValidationError
 from persistence.validation import clean_user

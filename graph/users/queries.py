@@ -2,8 +2,8 @@
 
 import strawberry
 
-from graph.context import Info
-from graph.relay import from_global_id
+from graph.core.context import Info
+from graph.core.relay import from_global_id
 from graph.users.types import User
 
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import strawberry
 
-from graph.relay import Node, to_global_id
+from graph.core.relay import Node, to_global_id
 from persistence import models
 
 

@@ -1,6 +1,6 @@
 """Processing jobs: history per song, newest first, and the work queue workers draw from.
 
-Every write here announces the job (persistence.notifications), so subscribers hear of
+Every write here announces the job (persistence.events), so subscribers hear of
 each committed change whichever path made it.
 """
 
@@ -12,9 +12,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from persistence.errors import ClaimNotHeld, InvalidTransition, NotFound
+from persistence.events import announce
 from persistence.lifecycle import check_transition, checked_progress
 from persistence.models import Job, JobStatus, Song, utcnow
-from persistence.notifications import announce
 from persistence.pagination import KeysetOrder, Page, PageRequest, decode_cursor
 from persistence.repositories.base import Repository
 

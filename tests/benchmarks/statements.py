@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from graph.app import create_app
-from graph.seed import seed_library
-from graph.settings import AppSettings
+from graph.core.settings import AppSettings
+from graph.server.app import create_app
 from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.migrate import upgrade
+from persistence.seed import seed_library
 from tests.benchmarks.scratch import scratch_database
 
 LIBRARY_PAGE = """query($first: Int!, $after: String) {

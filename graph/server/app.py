@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 
-from graph.ide import GraphiQLPage
-from graph.persisted import DocumentPolicy, PersistedQueries, TrustedDocuments
+from graph.core.settings import AppSettings
 from graph.schema import schema
-from graph.settings import AppSettings
-from graph.view import SongbookGraphQL
+from graph.server.documents import DocumentPolicy, PersistedQueries, TrustedDocuments
+from graph.server.ide import GraphiQLPage
+from graph.server.view import SongbookGraphQL
 from persistence.database import Database
 
 

@@ -32,7 +32,7 @@ def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
 
     migrate(settings)
     uvicorn.run(
-        "graph.app:create_app",
+        "graph.server.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -43,7 +43,7 @@ def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
 
 
 def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
-    from graph.seed import seed_library
+    from persistence.seed import seed_library
 
     migrate(settings)
     asyncio.run(seed_library(settings, songs=args.songs, batch_size=args.batch_size))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from persistence.config import DatabaseSettings
 
-# Where `make install` puts GraphiQL's browser bundles (graph/graphiql/package.json).
-DEFAULT_GRAPHIQL_ASSETS = Path(__file__).resolve().parent / "graphiql" / "node_modules"
+# Where `make install` puts GraphiQL's browser bundles (graph/server/graphiql/package.json).
+DEFAULT_GRAPHIQL_ASSETS = (
+    Path(__file__).resolve().parent.parent / "server" / "graphiql" / "node_modules"
+)
 
 
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:

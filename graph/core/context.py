@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from graph.loaders import Loaders
-from graph.settings import AppSettings
+from graph.core.loaders import Loaders
+from graph.core.settings import AppSettings
 from persistence.database import Database
 from persistence.repositories import JobRepository, SongRepository, UserRepository
 

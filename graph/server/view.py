@@ -1,8 +1,8 @@
 """The GraphQL endpoint: Strawberry's ASGI view with Songbook's context, JSON and HTTP rules.
 
-On top of Strawberry's view: GraphQL over HTTP to the letter (see graph/http.py), errors
+On top of Strawberry's view: GraphQL over HTTP to the letter (see graph/server/http.py), errors
 outside GraphQL answered as GraphQL error bodies instead of plain text, and the document
-policy of graph/persisted.py (automatic persisted queries, trusted documents) on HTTP and
+policy of graph/server/documents.py (automatic persisted queries, trusted documents) on HTTP and
 WebSocket alike.
 """
 
@@ -37,10 +37,17 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from graph.context import Context
-from graph.http import CONTENT_TYPES, GRAPHQL_RESPONSE_JSON, JSON, HTTPError, error_body, negotiate
-from graph.ide import GraphiQLPage
-from graph.persisted import DocumentPolicy, DocumentRefused
+from graph.core.context import Context
+from graph.server.documents import DocumentPolicy, DocumentRefused
+from graph.server.http import (
+    CONTENT_TYPES,
+    GRAPHQL_RESPONSE_JSON,
+    JSON,
+    HTTPError,
+    error_body,
+    negotiate,
+)
+from graph.server.ide import GraphiQLPage
 from persistence.database import Database
 
 # Keys of Request.state this view sets for the rest of one request's handling.

@@ -1,6 +1,6 @@
 """GraphiQL at /graphql: its page, and its assets served by Songbook when installed.
 
-`make install` installs graph/graphiql/package.json's pinned packages with npm; Songbook
+`make install` installs graph/server/graphiql/package.json's pinned packages with npm; Songbook
 then serves the browser bundles itself, so GraphiQL works without internet access. When
 they are not installed the page loads the same versions from the public CDN.
 """
@@ -34,7 +34,7 @@ _CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; ch
 
 
 def pinned_versions() -> dict[str, str]:
-    """The versions graph/graphiql/package.json pins, which the CDN fallback loads too."""
+    """The versions graph/server/graphiql/package.json pins, which the CDN fallback loads too."""
     manifest = json.loads((HERE / "package.json").read_text(encoding="utf-8"))
     return {str(k): str(v) for k, v in manifest["dependencies"].items()}
 
