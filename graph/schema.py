@@ -1,95 +1,41 @@
-"""The root types, composed from each domain, and the schema with its extensions."""
+"""The schema: each domain's root fields composed into Query, Mutation and Subscription."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode
-from strawberry.extensions import (
-    AddValidationRules,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
+from graphql import GraphQLError
+
+from graph import jobs, songs, users
+from graph.core.domain import Domain
+from graph.core.extensions import EXTENSIONS
+from graph.core.fields import SCALAR_OVERRIDES
+from graph.core.relay import NodeQuery
+
+# A new domain is a folder under graph/ and one entry here.
+DOMAINS: tuple[Domain, ...] = (songs.DOMAIN, jobs.DOMAIN, users.DOMAIN)
+
+
+def _root(name: str, description: str, parts: list[type]) -> type:
+    """One root type whose fields are those of every part, in order (pycon's
+    `class Query(ConferenceQuery, ...)`, built from the domains)."""
+    return strawberry.type(type(name, tuple(parts), {}), description=description)
+
+
+Query = _root(
+    "Query",
+    "Everything Songbook can be asked.",
+    [NodeQuery, *(q for d in DOMAINS for q in d.queries)],
 )
-
-from graph.core.context import Info
-from graph.core.errors import ErrorCodes, ParserCache
-from graph.core.relay import Node, parse_global_id
-from graph.jobs.mutations import JobMutation
-from graph.jobs.queries import JobQuery
-from graph.jobs.subscriptions import JobSubscription
-from graph.jobs.types import Job
-from graph.jobs.workers import WorkerMutation
-from graph.songs.mutations import SongMutation
-from graph.songs.queries import SongQuery
-from graph.songs.types import Song
-from graph.users.mutations import UserMutation
-from graph.users.queries import UserQuery
-from graph.users.types import User
-
-MAX_QUERY_DEPTH = 12
-VALIDATION_CACHE_SIZE = 512
-# The depth rule is a class QueryDepthLimiter builds anew each time it is made, and the
-# validation cache is keyed by the rules: built once here, so repeated documents hit it.
-DEPTH_RULES = tuple(QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules)
-
-
-@strawberry.type
-class NodeQuery:
-    @strawberry.field(description="Any object by its global id (Relay), or null.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
-        from graph.core.relay import InvalidGlobalId
-
-        parsed = parse_global_id(id)
-        if parsed is None:
-            raise InvalidGlobalId("id")
-        type_name, db_id = parsed
-        loaders = info.context.loaders
-        if type_name == "Song":
-            song = await loaders.song_by_id.load(db_id)
-            return None if song is None else Song.from_model(song)
-        if type_name == "Job":
-            job = await loaders.job_by_id.load(db_id)
-            return None if job is None else Job.from_model(job)
-        if type_name == "User":
-            async with info.context.read() as repos:
-                user = await repos.users.get(db_id)
-            return None if user is None else User.from_model(user)
-        return None
-
-
-@strawberry.type(description="Everything Songbook can be asked.")
-class Query(NodeQuery, SongQuery, JobQuery, UserQuery):
-    pass
-
-
-@strawberry.type(description="Everything Songbook can be told to change.")
-class Mutation(SongMutation, JobMutation, WorkerMutation, UserMutation):
-    pass
-
-
-@strawberry.type(description="Everything Songbook can tell a client as it happens.")
-class Subscription(JobSubscription):
-    pass
-
-
-class OperationNameRequired(SchemaExtension):
-    """A document of several operations must name the one to run (the spec's
-    GetOperation); Strawberry alone would quietly run the first. Listed after
-    ValidationCache, so its error joins the cached validation's."""
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        named = getattr(context, "_provided_operation_name", None) is not None
-        if document is not None and not named:
-            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-            if len(operations) > 1:
-                error = GraphQLError(
-                    "The document holds several operations: name the one to run in operationName"
-                )
-                context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
-        yield
+Mutation = _root(
+    "Mutation",
+    "Everything Songbook can be told to change.",
+    [m for d in DOMAINS for m in d.mutations],
+)
+Subscription = _root(
+    "Subscription",
+    "Everything Songbook can tell a client as it happens.",
+    [s for d in DOMAINS for s in d.subscriptions],
+)
 
 
 class SongbookSchema(strawberry.Schema):
@@ -98,20 +44,11 @@ class SongbookSchema(strawberry.Schema):
         return None
 
 
-def build_schema() -> strawberry.Schema:
-    return SongbookSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        types=[Song, Job, User],
-        extensions=[
-            ErrorCodes,
-            lambda: ParserCache(maxsize=512),
-            lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
-            lambda: AddValidationRules(list(DEPTH_RULES)),
-            OperationNameRequired,
-        ],
-    )
-
-
-schema = build_schema()
+schema = SongbookSchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[t for d in DOMAINS for t in d.types],
+    extensions=EXTENSIONS,
+    scalar_overrides=SCALAR_OVERRIDES,
+)

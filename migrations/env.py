@@ -16,8 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from persistence.config import DatabaseSettings, normalize_database_url
 from persistence.models import Base
+from persistence.settings import DatabaseSettings, normalize_database_url
 
 # Any fixed number will do; it names Songbook's migration lock among advisory locks.
 MIGRATION_LOCK_KEY = 7_201_946_105
@@ -31,7 +31,7 @@ target_metadata = Base.metadata
 
 def database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
-    return normalize_database_url(url) if url else DatabaseSettings.from_env().url
+    return normalize_database_url(url) if url else DatabaseSettings.load().url
 
 
 def run_migrations_offline() -> None:

@@ -17,10 +17,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from persistence.config import DatabaseSettings
 from persistence.errors import Conflict, DatabaseUnavailable, ValidationError
-from persistence.events import EVENTS_KEY, JobEvents
 from persistence.models import Base
+from persistence.settings import DatabaseSettings
 
 # Execution option that makes a SQLite transaction take the write lock when it begins, so a
 # unit of work that reads and then writes never fails on upgrading its lock.
@@ -104,13 +103,11 @@ class Database:
         self._write_turn: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if settings.is_sqlite else contextlib.nullcontext()
         )
-        # Committed job changes reach this process's subscribers through here.
-        self.job_events = JobEvents(self)
+        # Copied into every session's `info`: what session event hooks need to find (the
+        # job-event bus registers itself here), without this module knowing of them.
+        self.session_info: dict[str, Any] = {}
         self._sessions = async_sessionmaker(
-            self.engine,
-            expire_on_commit=False,
-            autoflush=False,
-            info={EVENTS_KEY: self.job_events},
+            self.engine, expire_on_commit=False, autoflush=False, info=self.session_info
         )
 
     @property
@@ -119,7 +116,9 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading. Never share one between concurrent tasks."""
+        """A session outside any unit of work: for reads, which need no commit. Writes made
+        through it are rolled back when the block ends; use `transaction` to keep them.
+        Never share one between concurrent tasks."""
         try:
             async with self._sessions() as session:
                 yield session

@@ -172,6 +172,14 @@ class JobEvents:
         self._subscriptions: set[Subscription] = set()
         self._listener: asyncio.Task[None] | None = None
         self._refetches: set[asyncio.Task[None]] = set()
+        # Sessions of `db` find the bus here once they commit (SQLite's in-process events).
+        db.session_info[EVENTS_KEY] = self
+
+    @classmethod
+    def of(cls, db: "Database") -> "JobEvents":
+        """The bus of `db`: one per database handle, made on first use."""
+        existing = db.session_info.get(EVENTS_KEY)
+        return existing if isinstance(existing, cls) else cls(db)
 
     @property
     def subscriber_count(self) -> int:

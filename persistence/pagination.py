@@ -80,6 +80,45 @@ class PageRequest:
             return PageRequest(DEFAULT_PAGE_SIZE, self.after, None, self.before)
         return self
 
+    @property
+    def backwards(self) -> bool:
+        """Whether the page is read from its end (`last`), in the reverse order."""
+        return self.last is not None
+
+    @property
+    def size(self) -> int:
+        """How many rows the page holds at most (of a validated request)."""
+        size = self.last if self.backwards else self.first
+        assert size is not None, "validate the request first"
+        return size
+
+    def bounds(self, order: KeysetOrder) -> list[sa.ColumnElement[bool]]:
+        """The conditions `after` and `before` put on the rows, checked against `order`."""
+        bounds = []
+        if self.after is not None:
+            bounds.append(order.beyond(decode_cursor("after", self.after, order)))
+        if self.before is not None:
+            before = decode_cursor("before", self.before, order)
+            bounds.append(order.beyond(before, reverse=True))
+        return bounds
+
+    def page_of(self, rows: list[T], order: KeysetOrder) -> "Page[T]":
+        """The page made of `rows`: up to `size + 1` rows within the bounds, read in this
+        request's direction (the extra row says whether more lie beyond)."""
+        has_more = len(rows) > self.size
+        rows = rows[: self.size]
+        if self.backwards:
+            rows.reverse()
+            has_next, has_previous = self.before is not None, has_more
+        else:
+            has_next, has_previous = has_more, self.after is not None
+        return Page(
+            rows=rows,
+            cursors=[order.cursor_of(row) for row in rows],
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
@@ -139,27 +178,7 @@ async def paginate(
     """Run `statement` for one page of `request` in `order`, fetching one extra row to learn
     whether more rows lie beyond the page."""
     request = request.validated()
-    if request.after is not None:
-        statement = statement.where(order.beyond(decode_cursor("after", request.after, order)))
-    if request.before is not None:
-        before = decode_cursor("before", request.before, order)
-        statement = statement.where(order.beyond(before, reverse=True))
-
-    backwards = request.last is not None
-    size = request.last if backwards else request.first
-    assert size is not None
-    statement = statement.order_by(*order.order_by(reverse=backwards)).limit(size + 1)
-    rows = list((await session.scalars(statement)).all())
-    has_more = len(rows) > size
-    rows = rows[:size]
-    if backwards:
-        rows.reverse()
-        has_next, has_previous = request.before is not None, has_more
-    else:
-        has_next, has_previous = has_more, request.after is not None
-    return Page(
-        rows=rows,
-        cursors=[order.cursor_of(row) for row in rows],
-        has_next_page=has_next,
-        has_previous_page=has_previous,
-    )
+    statement = statement.where(*request.bounds(order))
+    statement = statement.order_by(*order.order_by(reverse=request.backwards))
+    rows = list((await session.scalars(statement.limit(request.size + 1))).all())
+    return request.page_of(rows, order)

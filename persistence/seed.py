@@ -1,15 +1,44 @@
-"""A realistic demo library: songs from every source, each with a job history."""
+"""A realistic demo library: songs from every source, each with a job history.
+
+Seeding only adds: it never edits or deletes a row, so it runs on an empty library or a
+used one, as often as you like. Titles, artists and histories are random per run (pass
+`random_seed` for a repeatable shape). YouTube ids never collide: they are unique within
+the run, and each batch's ids are checked against the songs table in the transaction
+that inserts them (under SQLite's write lock), any taken one drawn again.
+
+What it writes is a state the real system can be in:
+
+- A job goes PENDING -> PROCESSING -> COMPLETED | FAILED (persistence.lifecycle). Only
+  a song's newest job may be unfinished: `retryJob` queues a new job only after a FAILED
+  one, so every older attempt is FAILED.
+- COMPLETED jobs have progress 100; FAILED jobs keep the progress they reached and say
+  why; neither holds a lease. Both keep `claimed_by`, the (made-up) `seed-worker-N` that
+  ran them, as `completeJob` and `failJob` do.
+- A song has stems (vocals_path, instrumental_path) only when its newest job COMPLETED.
+- Every timestamp lies at least half an hour in the past.
+
+By default every job is final, so the library is at rest: a worker pool started on it
+finds nothing to claim. Unfinished jobs are opt-in, because workers act on them:
+
+- `pending`: that many songs' newest job is PENDING, a backlog `claimJob` hands out.
+- `processing`: that many songs' newest job is PROCESSING, claimed by a `seed-worker-N`
+  whose lease has lapsed, as after a worker crash. A seeded PROCESSING job has no live
+  worker behind it, so a lease in the future would only postpone the same outcome: the
+  first `claimJob` takes it over and starts it again from 0.
+"""
 
 import random
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.ids import new_id
 from persistence.models import Base, JobStatus, SongSource
+from persistence.settings import DatabaseSettings
 
 ARTISTS = [
     "The Lanterns",
@@ -47,6 +76,24 @@ WORDS = [
 ]
 NOUNS = ["Song", "Lights", "Road", "Dreams", "Rain", "Fire", "Sky", "Town", "Dance", "Love"]
 YOUTUBE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# A real video id's last character carries 4 bits, not 6: one of these 16.
+YOUTUBE_LAST = "AEIMQUYcgkosw048"
+FAILURES = [
+    "Separation failed: corrupt audio",
+    "Separation failed: unsupported sample rate",
+    "Worker ran out of memory",
+]
+DOWNLOAD_FAILURES = ["Download failed: video unavailable", "Download failed: age-restricted"]
+PROCESSING_MESSAGES = [None, "Separating stems", "Downloading audio"]
+ATTEMPTS = (1, 1, 1, 1, 2, 3)  # jobs per song: the first, then retries after failures
+SEED_WORKERS = 8
+SONG_SPACING = timedelta(seconds=7)  # between two songs' date_added
+RETRY_GAP = timedelta(minutes=10)  # between a song's attempts
+# The newest song is added this long before the run, so that its whole history (the
+# attempts, their run time and a lapsed lease: under 30 minutes) is in the past too.
+HISTORY_MARGIN = timedelta(hours=1)
+LAPSED_LEASE = timedelta(seconds=60)  # the lease a seeded PROCESSING job had, long gone
+IN_CHUNK = 500  # youtube ids per `IN (...)` lookup, well below any bind-parameter limit
 
 
 Row = dict[str, object]
@@ -55,14 +102,108 @@ SONGS = Base.metadata.tables["songs"]
 JOBS = Base.metadata.tables["jobs"]
 
 
-def _song_rows(count: int, start: datetime, rng: random.Random) -> tuple[list[Row], list[Row]]:
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """What one run added."""
+
+    songs: int
+    jobs: int
+    pending: int
+    processing: int
+
+
+class _YouTubeIds:
+    """Video ids unique within the run."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def new(self) -> str:
+        while True:
+            candidate = "".join(self.rng.choices(YOUTUBE_ALPHABET, k=10))
+            candidate += self.rng.choice(YOUTUBE_LAST)
+            if candidate not in self.used:
+                self.used.add(candidate)
+                return candidate
+
+
+async def _avoid_existing(session: AsyncSession, songs: list[Row], ids: _YouTubeIds) -> None:
+    """Draw again every youtube id of `songs` that a song in the table already has."""
+    unchecked = [row for row in songs if row["youtube_id"] is not None]
+    while unchecked:
+        by_id = {str(row["youtube_id"]): row for row in unchecked}
+        wanted = list(by_id)
+        taken: set[str] = set()
+        for at in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[at : at + IN_CHUNK]
+            statement = sa.select(SONGS.c.youtube_id).where(SONGS.c.youtube_id.in_(chunk))
+            taken.update(await session.scalars(statement))
+        unchecked = [by_id[youtube_id] for youtube_id in taken]
+        for row in unchecked:
+            row["youtube_id"] = ids.new()
+
+
+def _job(rng: random.Random, song_id: str, created: datetime, status: JobStatus) -> Row:
+    """One job as the lifecycle leaves it in `status`."""
+    row: Row = {
+        "id": new_id(),
+        "song_id": song_id,
+        "status": status,
+        "progress": 0,
+        "message": None,
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "created_at": created,
+        "updated_at": created,
+    }
+    if status is JobStatus.PENDING:
+        return row
+    # Claimed by a worker, which reported (or finished) some minutes later.
+    last_heard = created + timedelta(seconds=rng.uniform(20, 300))
+    row["claimed_by"] = f"seed-worker-{rng.randint(1, SEED_WORKERS)}"
+    row["updated_at"] = last_heard
+    if status is JobStatus.COMPLETED:
+        row["progress"] = 100
+    elif status is JobStatus.FAILED:
+        row["progress"] = rng.randint(0, 99)
+    else:
+        row["progress"] = rng.randint(1, 99)
+        row["message"] = rng.choice(PROCESSING_MESSAGES)
+        row["lease_expires_at"] = last_heard + LAPSED_LEASE
+    return row
+
+
+def _song_rows(
+    first: int,
+    count: int,
+    start: datetime,
+    rng: random.Random,
+    ids: _YouTubeIds,
+    unfinished: dict[int, JobStatus],
+) -> tuple[list[Row], list[Row]]:
+    """Songs `first`..`first + count - 1` of the run, and their job histories."""
     songs: list[Row] = []
     jobs: list[Row] = []
-    for n in range(count):
+    for n in range(first, first + count):
         song_id = new_id()
-        added = start + timedelta(seconds=n * 7 + rng.random())
+        added = start + n * SONG_SPACING + timedelta(seconds=rng.random())
         source = rng.choices(list(SongSource), weights=(6, 3, 1))[0]
+        attempts = rng.choice(ATTEMPTS)
+        newest = (
+            unfinished.get(n)
+            or rng.choices((JobStatus.COMPLETED, JobStatus.FAILED), weights=(4, 1))[0]
+        )
+        failures = FAILURES + DOWNLOAD_FAILURES if source is SongSource.YOUTUBE else FAILURES
+        for attempt in range(attempts):
+            status = newest if attempt == attempts - 1 else JobStatus.FAILED
+            created = added + attempt * RETRY_GAP + timedelta(seconds=rng.random())
+            job = _job(rng, song_id, created, status)
+            if status is JobStatus.FAILED:
+                job["message"] = rng.choice(failures)
+            jobs.append(job)
         stem = f"/library/{song_id}"
+        has_stems = newest is JobStatus.COMPLETED
         songs.append(
             {
                 "id": song_id,
@@ -70,34 +211,14 @@ def _song_rows(count: int, start: datetime, rng: random.Random) -> tuple[list[Ro
                 "artist": rng.choice(ARTISTS),
                 "album": rng.choice([None, f"{rng.choice(WORDS)} Sessions"]),
                 "source": source,
-                "youtube_id": "".join(rng.choices(YOUTUBE_ALPHABET, k=11))
-                if source is SongSource.YOUTUBE
-                else None,
+                "youtube_id": ids.new() if source is SongSource.YOUTUBE else None,
                 "file_path": f"{stem}/original.mp3",
-                "vocals_path": f"{stem}/vocals.wav",
-                "instrumental_path": f"{stem}/instrumental.wav",
+                "vocals_path": f"{stem}/vocals.wav" if has_stems else None,
+                "instrumental_path": f"{stem}/instrumental.wav" if has_stems else None,
                 "lyrics": None,
                 "date_added": added,
             }
         )
-        for attempt in range(rng.choice((1, 1, 1, 2, 3))):
-            status = rng.choice(list(JobStatus)) if attempt == 0 else JobStatus.FAILED
-            created = added + timedelta(minutes=attempt)
-            jobs.append(
-                {
-                    "id": new_id(),
-                    "song_id": song_id,
-                    "status": status,
-                    "progress": {JobStatus.COMPLETED: 100, JobStatus.PENDING: 0}.get(
-                        status, rng.randint(0, 99)
-                    ),
-                    "message": "Separation failed: corrupt audio"
-                    if status is JobStatus.FAILED
-                    else None,
-                    "created_at": created,
-                    "updated_at": created,
-                }
-            )
     return songs, jobs
 
 
@@ -108,21 +229,62 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-async def seed_library(settings: DatabaseSettings, *, songs: int, batch_size: int = 5000) -> int:
-    """Insert `songs` demo songs with their jobs in batches; returns how many were added."""
+def database_label(url: str) -> str:
+    """The database a URL names, fit to print: no password, no query parameters."""
+    parts = sa.engine.make_url(url)
+    # Built afresh: `URL.set(password=None)` would keep the password.
+    safe = sa.engine.URL.create(
+        parts.drivername,
+        username=parts.username,
+        host=parts.host,
+        port=parts.port,
+        database=parts.database,
+    )
+    return safe.render_as_string(hide_password=False)
+
+
+async def seed_library(
+    settings: DatabaseSettings,
+    *,
+    songs: int,
+    batch_size: int = 5000,
+    pending: int = 0,
+    processing: int = 0,
+    random_seed: int | None = None,
+) -> Seeded:
+    """Add `songs` demo songs with their jobs, in batches of `batch_size` songs.
+
+    `pending` and `processing` songs (chosen at random) get an unfinished newest job;
+    see the module docstring. `random_seed` repeats a run's shape, not its ids.
+    """
+    if songs < 0 or batch_size < 1 or pending < 0 or processing < 0:
+        raise ValueError("songs, pending and processing must be >= 0, batch_size >= 1")
+    if pending + processing > songs:
+        raise ValueError("pending and processing songs cannot outnumber the songs")
+    rng = random.Random(random_seed)
+    # Its own generator: ids drawn again after a collision leave the rest of the run alone.
+    ids = _YouTubeIds(random.Random(rng.getrandbits(64)))
+    chosen = rng.sample(range(songs), pending + processing)
+    unfinished = dict.fromkeys(chosen[:pending], JobStatus.PENDING)
+    unfinished.update(dict.fromkeys(chosen[pending:], JobStatus.PROCESSING))
+    start = datetime.now(UTC) - HISTORY_MARGIN - songs * SONG_SPACING
     db = Database(settings)
-    rng = random.Random(20261124)
-    start = datetime.now(UTC) - timedelta(seconds=songs * 7)
-    done = 0
+    done = jobs = 0
     try:
-        while done < songs:
-            count = min(batch_size, songs - done)
-            song_rows, job_rows = _song_rows(count, start + timedelta(seconds=done * 7), rng)
-            async with db.transaction() as session:
-                await session.execute(SONGS.insert(), song_rows)
-                await session.execute(JOBS.insert(), job_rows)
-            done += count
-            _progress(done, songs)
+        try:
+            while done < songs:
+                count = min(batch_size, songs - done)
+                song_rows, job_rows = _song_rows(done, count, start, rng, ids, unfinished)
+                async with db.transaction() as session:
+                    await _avoid_existing(session, song_rows, ids)
+                    await session.execute(SONGS.insert(), song_rows)
+                    await session.execute(JOBS.insert(), job_rows)
+                done += count
+                jobs += len(job_rows)
+                _progress(done, songs)
+        finally:
+            if done:
+                sys.stderr.write("\n")  # ends the progress line, also when a batch fails
         if done:
             # The planner's statistics lag a bulk load until autovacuum catches up; with
             # them stale, PostgreSQL scans every job for a page's latest jobs (~90 ms on
@@ -131,5 +293,4 @@ async def seed_library(settings: DatabaseSettings, *, songs: int, batch_size: in
                 await session.execute(sa.text("ANALYZE"))
     finally:
         await db.dispose()
-        sys.stderr.write("\n")
-    return done
+    return Seeded(songs=done, jobs=jobs, pending=pending, processing=processing)

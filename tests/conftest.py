@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from graph.server.app import create_app
-from persistence.config import DatabaseSettings, normalize_database_url
 from persistence.database import Database
 from persistence.migrate import upgrade
 from persistence.models import Base
+from persistence.settings import DatabaseSettings, normalize_database_url
 
 POSTGRES_URL = os.environ.get("SONGBOOK_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])

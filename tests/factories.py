@@ -1,5 +1,6 @@
 """Rows written straight through the repositories, for tests that need a library."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,3 +50,9 @@ async def add_songs(
 
 async def add_song(db: Database, **fields: Any) -> Song:
     return (await add_songs(db, 1, **fields))[0]
+
+
+def global_id(type_name: str, key: str) -> str:
+    """A Relay global id as Songbook writes them (base64 of `Type:key`), made as a client
+    that knows the format would make it."""
+    return base64.b64encode(f"{type_name}:{key}".encode()).decode()

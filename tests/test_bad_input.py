@@ -3,23 +3,19 @@
 import asyncio
 import base64
 import json
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from strawberry.extensions.validation_cache import _get_validate_cache
 
-from graph.core.relay import to_global_id
-from graph.core.settings import AppSettings
-from graph.schema import VALIDATION_CACHE_SIZE
+from graph.core.settings import Settings
 from graph.server.app import create_app
-from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.models import Job, JobStatus, Song, SongSource, User
+from persistence.settings import DatabaseSettings
 from tests.conftest import GraphQLClient
-from tests.factories import add_song
+from tests.factories import add_song, global_id
 
 CREATE = """mutation($input: CreateSongInput!) { createSong(input: $input) { __typename
   ... on CreateSongSuccess { song { id } }
@@ -101,7 +97,7 @@ async def test_an_update_cannot_leave_a_song_that_could_not_be_created(
     youtube_id = "dQw4w9WgXcQ" if source is SongSource.YOUTUBE else None
     song = await add_song(db, source=source, youtube_id=youtube_id)
     before = await snapshot(db)
-    update = {"id": to_global_id("Song", song.id), **fields}
+    update = {"id": global_id("Song", song.id), **fields}
     result = (await gql.data(UPDATE, input=update))["updateSong"]
     assert result["__typename"] == "ValidationError"
     assert result["field"] == field
@@ -177,37 +173,82 @@ async def test_create_song_with_job_leaves_nothing_when_the_job_insert_fails(
                 await session.execute(sa.text("DROP FUNCTION refuse_jobs()"))
 
 
-async def test_unknown_and_malformed_ids(gql: GraphQLClient, db: Database) -> None:
-    await add_song(db)
+MISSING_KEY = "01900000-0000-7000-8000-000000000000"
+MALFORMED_IDS = [
+    "",  # empty
+    "nope",  # not base64
+    "%%%",
+    "Song:1",
+    global_id("Song", "not-a-uuid"),  # a key that is not a UUID
+    global_id("Playlist", MISSING_KEY),  # a type Songbook does not have
+    global_id("", MISSING_KEY),
+]
+# Every query and mutation that takes an id: (operation, the argument, the type it names).
+ID_ENTRY_POINTS = [
+    ("query($id: ID!) { node(id: $id) { id } }", "id", None),
+    ("query($id: ID!) { song(id: $id) { id } }", "id", "Song"),
+    ("query($id: ID!) { job(id: $id) { id } }", "id", "Job"),
+    ("query($id: ID!) { user(id: $id) { id } }", "id", "User"),
+    ('mutation($id: ID!) { updateSong(input: {id: $id, title: "x"}) { ...R } }', "id", "Song"),
+    ("mutation($id: ID!) { deleteSong(id: $id) { ...R } }", "id", "Song"),
+    ("mutation($id: ID!) { updateJob(input: {id: $id, progress: 5}) { ...R } }", "id", "Job"),
+    ("mutation($id: ID!) { retryJob(songId: $id) { ...R } }", "songId", "Song"),
+    (
+        'mutation($id: ID!) { reportJobProgress(jobId: $id, workerId: "w", progress: 5) { ...R } }',
+        "jobId",
+        "Job",
+    ),
+    ('mutation($id: ID!) { completeJob(jobId: $id, workerId: "w") { ...R } }', "jobId", "Job"),
+    (
+        'mutation($id: ID!) { failJob(jobId: $id, workerId: "w", message: "m") { ...R } }',
+        "jobId",
+        "Job",
+    ),
+]
+RESULT = "fragment R on Error { __typename ... on NotFoundError { id } }"
+
+
+def _document(operation: str) -> str:
+    return f"{operation} {RESULT}" if "...R" in operation else operation
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_IDS)
+async def test_a_malformed_id_is_bad_user_input_at_every_entry_point(
+    malformed: str, gql: GraphQLClient, db: Database
+) -> None:
+    await add_song(db, jobs_per_song=1)
     before = await snapshot(db)
-    unknown_song = to_global_id("Song", "01900000-0000-7000-8000-000000000000")
-    assert (await gql.data("query($id: ID!) { song(id: $id) { id } }", id=unknown_song))[
-        "song"
-    ] is None
-    job_id_as_song = to_global_id("Job", "01900000-0000-7000-8000-000000000000")
-    assert (await gql.data("query($id: ID!) { song(id: $id) { id } }", id=job_id_as_song))[
-        "song"
-    ] is None
+    for operation, argument, _ in ID_ENTRY_POINTS:
+        body = await gql(_document(operation), id=malformed)
+        # Null where the field may be null (queries), else no data at all (mutations).
+        assert body["data"] is None or set(body["data"].values()) == {None}, operation
+        (error,) = body["errors"]
+        assert error["message"] == f"{argument} is not a valid id", operation
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": argument}, operation
+    assert await snapshot(db) == before
 
-    for malformed in ["", "nope", "U29uZzpub3QtYS11dWlk", "%%%", "Song:1"]:
-        body = await gql(
-            "query($id: ID!) { song(id: $id) { id } node(id: $id) { id } }", id=malformed
-        )
-        assert body["data"] is None or body["data"]["song"] is None
-        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-        deleted = (
-            await gql.data(
-                "mutation($id: ID!) { deleteSong(id: $id) { __typename ... on ValidationError { field } } }",
-                id=malformed,
-            )
-        )["deleteSong"]
-        assert deleted == {"__typename": "ValidationError", "field": "id"}
 
-    missing = await gql.data(
-        UPDATE_JOB,
-        input={"id": to_global_id("Job", "01900000-0000-7000-8000-000000000000"), "progress": 5},
-    )
-    assert missing["updateJob"]["__typename"] == "NotFoundError"
+async def test_an_id_of_nothing_is_null_in_queries_and_not_found_in_mutations(
+    gql: GraphQLClient, db: Database
+) -> None:
+    song = await add_song(db, jobs_per_song=1)
+    async with db.session() as session:
+        job_key = (await session.scalars(sa.select(Job.id))).one()
+    existing = {"Song": global_id("Song", song.id), "Job": global_id("Job", job_key)}
+    before = await snapshot(db)
+    for operation, _, type_name in ID_ENTRY_POINTS:
+        if type_name is None:
+            nothing = [global_id(name, MISSING_KEY) for name in ("Song", "Job", "User")]
+        else:
+            # An id of nothing of the type, and the id of another type's object.
+            others = [id for name, id in existing.items() if name != type_name]
+            nothing = [global_id(type_name, MISSING_KEY), *others]
+        for id in nothing:
+            (result,) = (await gql.data(_document(operation), id=id)).values()
+            if operation.startswith("query"):
+                assert result is None, (operation, id)
+            else:
+                assert result == {"__typename": "NotFoundError", "id": id}, (operation, id)
     assert await snapshot(db) == before
 
 
@@ -220,7 +261,7 @@ async def test_progress_outside_0_to_100_is_refused(
         job_id = (await session.scalars(sa.select(Job.id))).one()
     before = await snapshot(db)
     result = (
-        await gql.data(UPDATE_JOB, input={"id": to_global_id("Job", job_id), "progress": progress})
+        await gql.data(UPDATE_JOB, input={"id": global_id("Job", job_id), "progress": progress})
     )["updateJob"]
     assert result == {
         "__typename": "ValidationError",
@@ -328,17 +369,6 @@ async def test_queries_deeper_than_the_limit_are_refused(gql: GraphQLClient) -> 
     assert await gql(deep) == body
 
 
-async def test_a_repeated_document_is_validated_once(gql: GraphQLClient) -> None:
-    # Strawberry's cache is a functools.lru_cache shared by every ValidationCache of a size.
-    cache: Any = _get_validate_cache(VALIDATION_CACHE_SIZE)
-    query = f"{{ songs{uuid.uuid4().hex} : songs(first: 3) {{ totalCount }} }}"
-    await gql.data(query)
-    before = cache.cache_info()
-    await gql.data(query)
-    after = cache.cache_info()
-    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
-
-
 @pytest.mark.parametrize(
     "url",
     [
@@ -348,7 +378,7 @@ async def test_a_repeated_document_is_validated_once(gql: GraphQLClient) -> None
 )
 async def test_unreachable_database_is_reported_without_details(url: str) -> None:
     db = Database(DatabaseSettings(url=url))
-    app = create_app(AppSettings(database=db.settings), db=db)
+    app = create_app(Settings(database=db.settings), db=db)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://songbook.test"
     ) as client:

@@ -1,12 +1,16 @@
 """The `songbook` command as a user runs it."""
 
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from graph.schema import schema
+from persistence.models import Base
+from persistence.seed import database_label
 from tests.live import ROOT
 
 
@@ -53,6 +57,174 @@ def test_seed_builds_a_library_with_jobs(tmp_path: Path) -> None:
     assert songs == 2500
     assert orphans == 0
     assert sources == {"youtube", "upload", "local"}
+    # By default the library is at rest: no backlog for workers, nothing in flight.
+    statuses = check_seeded_lifecycle(url)
+    assert set(statuses) == {"completed", "failed"}
+
+
+SONGS = Base.metadata.tables["songs"]
+JOBS = Base.metadata.tables["jobs"]
+ADDED = re.compile(r"added (\d+) songs and (\d+) jobs(?: \(([^)]*)\))? to (\S+)")
+
+
+def added_line(result: subprocess.CompletedProcess[str]) -> re.Match[str]:
+    """The one stdout line a seed run ends with."""
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    match = ADDED.fullmatch(lines[0])
+    assert match, lines[0]
+    return match
+
+
+def check_seeded_lifecycle(url: str) -> dict[str, int]:
+    """Assert every seeded job and song is a state the real system can be in; return how
+    many jobs have each status."""
+    now = datetime.now(UTC)
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        jobs = connection.execute(
+            sa.select(JOBS).order_by(JOBS.c.song_id, JOBS.c.created_at, JOBS.c.id)
+        ).all()
+        songs = {row.id: row for row in connection.execute(sa.select(SONGS))}
+    engine.dispose()
+    history: dict[str, list[sa.Row[tuple[object, ...]]]] = {}
+    for job in jobs:
+        history.setdefault(job.song_id, []).append(job)
+    assert set(history) == set(songs), "every song has a job history"
+    statuses: dict[str, int] = {}
+    for song_id, song_jobs in history.items():
+        *older, newest = song_jobs
+        # Only the newest job may be unfinished; retryJob follows only a failed job.
+        assert all(job.status == "failed" for job in older), song_jobs
+        has_stems = newest.status == "completed"
+        song = songs[song_id]
+        assert (song.vocals_path is not None) is has_stems, (song, newest)
+        assert (song.instrumental_path is not None) is has_stems, (song, newest)
+        for job in song_jobs:
+            statuses[job.status] = statuses.get(job.status, 0) + 1
+            assert job.created_at <= job.updated_at <= now, job
+            assert song.date_added <= job.created_at, (song, job)
+            if job.status == "pending":
+                assert job.claimed_by is None and job.lease_expires_at is None, job
+                assert job.progress == 0, job
+            elif job.status == "processing":
+                # Held by a worker that stopped reporting: its lease has lapsed.
+                assert job.claimed_by and job.claimed_by.startswith("seed-worker-"), job
+                assert job.lease_expires_at is not None and job.lease_expires_at < now, job
+                assert 0 <= job.progress < 100, job
+            elif job.status == "completed":
+                assert job.progress == 100 and job.lease_expires_at is None, job
+            else:
+                assert job.status == "failed", job
+                assert job.message and job.lease_expires_at is None, job
+                assert 0 <= job.progress < 100, job
+    return statuses
+
+
+def test_seed_runs_again_on_a_library_in_use(tmp_path: Path) -> None:
+    database = tmp_path / "seeded.db"
+    url = f"sqlite:///{database}"
+    # The same random seed twice draws the same YouTube ids: the second run must notice
+    # the first run's songs hold them and draw others.
+    runs = [
+        songbook(
+            "seed",
+            "--songs",
+            "1200",
+            "--batch-size",
+            "500",
+            "--random-seed",
+            "7",
+            env={"DATABASE_URL": url},
+        )
+        for _ in range(2)
+    ]
+    added = [added_line(run) for run in runs]
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        songs = connection.execute(sa.select(sa.func.count()).select_from(SONGS)).scalar_one()
+        jobs = connection.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one()
+        youtube_ids = connection.execute(
+            sa.select(
+                sa.func.count(SONGS.c.youtube_id), sa.func.count(SONGS.c.youtube_id.distinct())
+            )
+        ).one()
+    engine.dispose()
+    assert songs == 2400
+    assert [int(match[1]) for match in added] == [1200, 1200]
+    assert sum(int(match[2]) for match in added) == jobs
+    assert all(match[3] is None for match in added), "nothing unfinished by default"
+    assert {match[4] for match in added} == {f"sqlite+aiosqlite:///{database}"}
+    assert youtube_ids[0] > 500
+    assert youtube_ids[0] == youtube_ids[1], "YouTube ids are distinct"
+    check_seeded_lifecycle(url)
+
+
+def test_seed_queues_unfinished_jobs_only_when_asked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'seeded.db'}"
+    result = songbook(
+        "seed",
+        "--songs",
+        "1500",
+        "--pending",
+        "40",
+        "--processing",
+        "25",
+        env={"DATABASE_URL": url},
+    )
+    assert added_line(result)[3] == "40 pending, 25 processing"
+    statuses = check_seeded_lifecycle(url)
+    assert statuses["pending"] == 40
+    assert statuses["processing"] == 25
+    assert statuses["completed"] > 0 and statuses["failed"] > 0
+
+
+def test_seed_names_the_database_without_its_password() -> None:
+    label = database_label("postgresql+asyncpg://songbook:s3cret@db:5432/library?password=s3cret")
+    assert label == "postgresql+asyncpg://songbook@db:5432/library"
+    assert (
+        database_label("sqlite+aiosqlite:///./songbook.db") == "sqlite+aiosqlite:///./songbook.db"
+    )
+
+
+def test_seed_help_explains_every_option() -> None:
+    result = songbook("seed", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    options = re.split(r" (?=--[a-z])", text.split("options:", 1)[1])[1:]
+    explained = {}
+    for option in options:
+        name, _, rest = option.partition(" ")
+        rest = re.sub(r"^(?:N|INT|[A-Z_]+) ", "", rest)
+        explained[name.rstrip(",")] = rest
+    explained.pop("--help")
+    assert set(explained) == {
+        "--songs",
+        "--batch-size",
+        "--pending",
+        "--processing",
+        "--random-seed",
+    }
+    for name, help_text in explained.items():
+        assert "(default: " in help_text, (name, help_text)
+    assert "(default: 1000)" in explained["--songs"]
+    assert "(default: 5000)" in explained["--batch-size"]
+    assert "(default: 0" in explained["--pending"]
+    assert "PENDING" in explained["--pending"] and "lapsed" in explained["--processing"]
+
+
+def test_seed_refuses_impossible_counts(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    for args, complaint in (
+        (("--batch-size", "0"), "--batch-size must be at least 1"),
+        (("--pending", "-1"), "--pending and --processing must not be negative"),
+        (("--songs", "10", "--pending", "6", "--processing", "5"), "cannot exceed --songs"),
+    ):
+        result = songbook("seed", *args, env=env)
+        assert result.returncode != 0, args
+        assert complaint in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.core.settings import AppSettings
+from graph.core.settings import Settings
 from graph.server.app import create_app
 from persistence.database import Database
 from persistence.repositories import UserRepository
+from persistence.settings import SettingsError
 from tests.factories import add_song
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -228,7 +229,7 @@ async def app_client(db: Database) -> AsyncIterator[Any]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(**settings: Any) -> httpx.AsyncClient:
-        app = create_app(AppSettings(database=db.settings, **settings), db=db)
+        app = create_app(Settings(database=db.settings, **settings), db=db)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://songbook.test"
         )
@@ -301,25 +302,44 @@ async def test_cors_allows_only_configured_origins(app_client: Any) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_settings_read_the_environment(tmp_path: Path) -> None:
-    settings = AppSettings.from_env(
-        {
-            "SONGBOOK_GRAPHIQL": "0",
-            "SONGBOOK_CORS_ORIGINS": "https://a.example, https://b.example/",
-            "SONGBOOK_TRUSTED_DOCUMENTS": str(tmp_path / "manifest.json"),
-            "SONGBOOK_APQ_MAX_DOCUMENTS": "5",
-            "SONGBOOK_APQ_CACHE_SIZE": "0",
-        }
-    )
+def test_settings_read_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "SONGBOOK_GRAPHIQL": "off",
+        "SONGBOOK_CORS_ORIGINS": "https://a.example, https://b.example/",
+        "SONGBOOK_TRUSTED_DOCUMENTS": str(tmp_path / "manifest.json"),
+        "SONGBOOK_APQ_MAX_DOCUMENTS": "5",
+        "SONGBOOK_APQ_CACHE_SIZE": "0",
+        "SONGBOOK_DB_POOL_PRE_PING": "no",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.load()
     assert settings.graphiql is False
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.trusted_documents == tmp_path / "manifest.json"
     assert (settings.apq_max_documents, settings.apq_cache_size) == (5, 0)
-    defaults = AppSettings.from_env({})
+    assert settings.database.pool_pre_ping is False
+
+
+def test_settings_default_and_refuse_what_does_not_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SONGBOOK_GRAPHIQL", "SONGBOOK_CORS_ORIGINS", "SONGBOOK_TRUSTED_DOCUMENTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SONGBOOK_APQ_CACHE_SIZE", "")  # empty counts as unset
+    defaults = Settings.load()
     assert defaults.graphiql is True and defaults.cors_origins == ()
-    assert defaults.trusted_documents is None
-    with pytest.raises(ValueError, match="SONGBOOK_GRAPHIQL"):
-        AppSettings.from_env({"SONGBOOK_GRAPHIQL": "maybe"})
+    assert defaults.trusted_documents is None and defaults.apq_cache_size == 1_000
+    # One rule for every switch, and the value itself is never repeated back.
+    for name, value, expected in [
+        ("SONGBOOK_GRAPHIQL", "maybe-secret", "SONGBOOK_GRAPHIQL must be on or off"),
+        ("SONGBOOK_DB_ECHO", "maybe-secret", "SONGBOOK_DB_ECHO must be on or off"),
+        ("SONGBOOK_APQ_MAX_DOCUMENTS", "-1", "SONGBOOK_APQ_MAX_DOCUMENTS must be at least 0"),
+        ("SONGBOOK_JOB_LEASE_SECONDS", "0", "SONGBOOK_JOB_LEASE_SECONDS must be more than 0"),
+    ]:
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            with pytest.raises(SettingsError) as refused:
+                Settings.load()
+            assert str(refused.value).startswith(expected)
+            assert value not in str(refused.value) or value == "0"
 
 
 async def test_other_methods_are_405_with_allow(client: httpx.AsyncClient) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.models import JobStatus
+from persistence.settings import DatabaseSettings
 from tests.conftest import GraphQLClient
+from tests.factories import global_id
 from tests.jobs import (
     add_pending_jobs,
     claim,
@@ -69,11 +70,10 @@ async def test_claims_over_http_to_a_live_server_are_exactly_once(
         finally:
             await db.dispose()
 
-    from graph.core.relay import parse_global_id
-
-    claimed = [parse_global_id(job_id) for batch in claims for job_id in batch]
-    assert len(claimed) == JOBS
-    assert {parsed[1] for parsed in claimed if parsed} == set(job_ids)
+    claimed = [global_id("Job", job_id) for job_id in job_ids]
+    sent = [job_id for batch in claims for job_id in batch]
+    assert len(sent) == JOBS
+    assert set(sent) == set(claimed)
     assert sum(1 for batch in claims if batch) > 1
     assert {row["status"] for row in rows} == {JobStatus.PROCESSING}
 

@@ -12,16 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from graph.core.relay import to_global_id
-from graph.core.settings import AppSettings
+from graph.core.settings import Settings
 from graph.server.app import create_app
 from persistence.database import Database
 from persistence.errors import Conflict, ValidationError
-from persistence.events import JobEvent
+from persistence.events import JobEvent, JobEvents
 from persistence.models import SongSource
 from persistence.repositories import JobRepository, SongRepository
 from tests.conftest import GraphQLClient
-from tests.factories import add_song
+from tests.factories import add_song, global_id
 from tests.jobs import claim, complete, new_song_with_job, report
 from tests.live import LiveServer, live_server
 from tests.ws import LEGACY_WS, TRANSPORT_WS, eventually, graphql_socket, serve_in_process
@@ -120,10 +119,10 @@ async def next_event(subscription: AsyncIterator[JobEvent], within: float = 5.0)
 
 
 async def test_a_rolled_back_change_is_never_announced(db: Database) -> None:
-    await db.job_events.start()  # PostgreSQL: LISTEN, as the app's lifespan does
+    await JobEvents.of(db).start()  # PostgreSQL: LISTEN, as the app's lifespan does
     try:
         song = await add_song(db, youtube_id="dQw4w9WgXcQ", source=SongSource.YOUTUBE)
-        with db.job_events.subscribe() as events:
+        with JobEvents.of(db).subscribe() as events:
             # The job is written and announced, then the unit of work's second write
             # breaks a rule: all of it is rolled back, announcement included.
             with pytest.raises(Conflict):
@@ -150,15 +149,15 @@ async def test_a_rolled_back_change_is_never_announced(db: Database) -> None:
             with pytest.raises(TimeoutError):
                 await next_event(events, 0.3)
     finally:
-        await db.job_events.stop()
+        await JobEvents.of(db).stop()
 
 
 async def test_an_event_carries_the_whole_job(db: Database) -> None:
     """Subscribers show an event without a query; one too big for NOTIFY is read once."""
-    await db.job_events.start()
+    await JobEvents.of(db).start()
     try:
         song = await add_song(db)
-        with db.job_events.subscribe() as events:
+        with JobEvents.of(db).subscribe() as events:
             async with db.transaction() as session:
                 jobs = JobRepository(session)
                 job = await jobs.create(song_id=song.id)
@@ -170,7 +169,7 @@ async def test_an_event_carries_the_whole_job(db: Database) -> None:
         assert updated.updated_at == job.updated_at
         assert updated.song_id == song.id
     finally:
-        await db.job_events.stop()
+        await JobEvents.of(db).stop()
 
 
 def random_text(size: int) -> str:
@@ -190,8 +189,8 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_keep_up(
 ) -> None:
     """A subscriber that stops reading is told and ended; a vanished one leaves nothing
     behind; both while a fast subscriber receives every event."""
-    app = create_app(settings=AppSettings(subscriber_queue=4), db=db)
-    events = db.job_events
+    app = create_app(settings=Settings(subscriber_queue=4), db=db)
+    events = JobEvents.of(db)
     async with (
         serve_in_process(app) as url,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
@@ -200,7 +199,7 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_keep_up(
         song = await add_song(db, lyrics=random_text(100_000))
         async with db.transaction() as session:
             job = await JobRepository(session).create(song_id=song.id)
-        job_id = to_global_id("Job", job.id)
+        job_id = global_id("Job", job.id)
         await claim(gql, "w1")
         reports = 300
 

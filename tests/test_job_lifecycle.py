@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from graph.core.relay import to_global_id
 from persistence.database import Database
 from tests.conftest import GraphQLClient
+from tests.factories import global_id
 from tests.jobs import (
     claim,
     complete,
@@ -188,10 +188,10 @@ async def test_only_the_claim_holder_may_report(gql: GraphQLClient, db: Database
 
 async def test_worker_arguments_are_checked(gql: GraphQLClient) -> None:
     job_id = await job_in(gql, "PROCESSING")
-    song_id = to_global_id("Song", "01900000-0000-7000-8000-000000000000")
-    missing = to_global_id("Job", "01900000-0000-7000-8000-000000000000")
+    song_id = global_id("Song", "01900000-0000-7000-8000-000000000000")
+    missing = global_id("Job", "01900000-0000-7000-8000-000000000000")
 
-    assert (await report(gql, "not-an-id", "w1", 1))["field"] == "jobId"
+    # A malformed id is BAD_USER_INPUT (test_bad_input checks every entry point).
     assert (await report(gql, song_id, "w1", 1))["__typename"] == "NotFoundError"
     assert (await report(gql, missing, "w1", 1))["__typename"] == "NotFoundError"
     assert (await report(gql, job_id, "  ", 1))["field"] == "workerId"
@@ -227,7 +227,7 @@ async def test_retry_queues_a_new_pending_job_and_keeps_history(
         "PENDING",
         "FAILED",
     ]
-    unknown = to_global_id("Song", "01900000-0000-7000-8000-000000000000")
+    unknown = global_id("Song", "01900000-0000-7000-8000-000000000000")
     assert (await retry(gql, unknown))["__typename"] == "NotFoundError"
 
 

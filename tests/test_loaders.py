@@ -4,10 +4,9 @@ import asyncio
 
 import pytest
 
-from graph.core.relay import to_global_id
 from persistence.database import Database
 from tests.conftest import GraphQLClient, StatementCounter
-from tests.factories import add_songs
+from tests.factories import add_songs, global_id
 
 LIBRARY_PAGE = """
 query($first: Int!) {
@@ -70,7 +69,7 @@ async def test_loaders_firing_in_the_same_tick_use_separate_sessions(
     """Sibling fields resolve concurrently; each loader's batch has a session of its own,
     so PostgreSQL's one-operation-per-connection rule is never broken."""
     songs = await add_songs(db, 4, jobs_per_song=2)
-    ids = [to_global_id("Song", song.id) for song in songs]
+    ids = [global_id("Song", song.id) for song in songs]
     query = """query($a: ID!, $b: ID!, $c: ID!) {
       a: song(id: $a) { latestJob { song { title } } jobs { edges { node { song { title } } } } }
       b: song(id: $b) { latestJob { status } jobs(first: 1) { totalCount } }

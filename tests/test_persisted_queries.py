@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from graph.core.settings import AppSettings
+from graph.core.settings import Settings
 from graph.server.app import create_app
 from persistence.database import Database
 from persistence.models import Base, PersistedQuery
@@ -48,7 +48,7 @@ async def make_client(db: Database) -> AsyncIterator[MakeClient]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(**settings: Any) -> httpx.AsyncClient:
-        app = create_app(AppSettings(database=db.settings, **settings), db=db)
+        app = create_app(Settings(database=db.settings, **settings), db=db)
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://songbook.test"
         )
@@ -249,9 +249,9 @@ def test_an_unreadable_manifest_stops_the_server_at_start(tmp_path: Path, db: Da
     broken = tmp_path / "broken.json"
     broken.write_text("{ not json")
     with pytest.raises(ValueError, match="SONGBOOK_TRUSTED_DOCUMENTS"):
-        create_app(AppSettings(database=db.settings, trusted_documents=broken), db=db)
+        create_app(Settings(database=db.settings, trusted_documents=broken), db=db)
     with pytest.raises(ValueError, match="SONGBOOK_TRUSTED_DOCUMENTS"):
-        create_app(AppSettings(database=db.settings, trusted_documents=tmp_path / "nope"), db=db)
+        create_app(Settings(database=db.settings, trusted_documents=tmp_path / "nope"), db=db)
 
 
 async def test_migrations_create_the_store_the_models_describe(db: Database) -> None:

@@ -5,11 +5,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from graph.core.relay import to_global_id
 from persistence.database import Database
 from persistence.models import Job, Song
 from tests.conftest import GraphQLClient
-from tests.factories import add_song, add_songs
+from tests.factories import add_song, add_songs, global_id
 
 SONG_FIELDS = """
     __typename id title artist album source youtubeId filePath vocalsPath instrumentalPath
@@ -78,14 +77,14 @@ async def test_node_resolves_every_type_by_global_id(gql: GraphQLClient, db: Dat
     user_id = user["createUser"]["user"]["id"]
     query = """query($id: ID!) { node(id: $id) { __typename id
         ... on Song { title } ... on Job { status } ... on User { username } } }"""
-    assert (await gql.data(query, id=to_global_id("Song", song.id)))["node"] == {
+    assert (await gql.data(query, id=global_id("Song", song.id)))["node"] == {
         "__typename": "Song",
-        "id": to_global_id("Song", song.id),
+        "id": global_id("Song", song.id),
         "title": "Song 000",
     }
     assert (await gql.data(query, id=job_id))["node"]["status"] == "FAILED"
     assert (await gql.data(query, id=user_id))["node"]["username"] == "ada"
-    unknown = to_global_id("Song", "01900000-0000-7000-8000-000000000000")
+    unknown = global_id("Song", "01900000-0000-7000-8000-000000000000")
     assert (await gql.data(query, id=unknown))["node"] is None
 
 
@@ -210,7 +209,7 @@ async def test_song_jobs_newest_first_with_paging(gql: GraphQLClient, db: Databa
         latestJob { status progress song { title } }
         jobs(first: 2, after: $after) { totalCount edges { cursor node { status } }
           pageInfo { hasNextPage endCursor } } } }"""
-    first = (await gql.data(query, id=to_global_id("Song", song.id)))["song"]
+    first = (await gql.data(query, id=global_id("Song", song.id)))["song"]
     assert first["latestJob"] == {
         "status": "COMPLETED",
         "progress": 100,
@@ -221,7 +220,7 @@ async def test_song_jobs_newest_first_with_paging(gql: GraphQLClient, db: Databa
     assert first["jobs"]["pageInfo"]["hasNextPage"] is True
     rest = (
         await gql.data(
-            query, id=to_global_id("Song", song.id), after=first["jobs"]["pageInfo"]["endCursor"]
+            query, id=global_id("Song", song.id), after=first["jobs"]["pageInfo"]["endCursor"]
         )
     )["song"]["jobs"]
     assert [e["node"]["status"] for e in rest["edges"]] == ["FAILED"]
@@ -234,7 +233,7 @@ async def test_update_song_changes_only_given_fields(gql: GraphQLClient, db: Dat
         __typename ... on UpdateSongSuccess { song { title album lyrics } }
         ... on Error { message } } }"""
     data = await gql.data(
-        mutation, input={"id": to_global_id("Song", song.id), "lyrics": "la la", "album": None}
+        mutation, input={"id": global_id("Song", song.id), "lyrics": "la la", "album": None}
     )
     assert data["updateSong"] == {
         "__typename": "UpdateSongSuccess",
@@ -245,7 +244,7 @@ async def test_update_song_changes_only_given_fields(gql: GraphQLClient, db: Dat
 async def test_delete_song_takes_its_jobs(gql: GraphQLClient, db: Database) -> None:
     song = await add_song(db, jobs_per_song=2)
     keep = await add_song(db, jobs_per_song=1)
-    gid = to_global_id("Song", song.id)
+    gid = global_id("Song", song.id)
     data = await gql.data(
         "mutation($id: ID!) { deleteSong(id: $id) { __typename ... on DeleteSongSuccess { deletedSongId } } }",
         id=gid,
@@ -278,4 +277,4 @@ async def test_create_song_with_job_creates_both(gql: GraphQLClient, db: Databas
 
 
 def test_global_ids_are_relay_style() -> None:
-    assert base64.b64decode(to_global_id("Song", "abc")).decode() == "Song:abc"
+    assert base64.b64decode(global_id("Song", "abc")).decode() == "Song:abc"

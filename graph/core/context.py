@@ -1,35 +1,39 @@
-"""The per-request context: the database's units of work and fresh loaders."""
+"""The per-request context: settings, the database's units of work, and loaders."""
 
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from graph.core.loaders import Loaders
-from graph.core.settings import AppSettings
+from graph.core.documents import DocumentSource
+from graph.core.loaders import RequestLoaders
+from graph.core.settings import Settings
 from persistence.database import Database
-from persistence.repositories import JobRepository, SongRepository, UserRepository
+from persistence.events import JobEvents
+from persistence.repositories import Repository
+
+R = TypeVar("R", bound=Repository[Any])
 
 
-@dataclass(frozen=True, slots=True)
 class Repositories:
-    """The repositories of one session."""
+    """The repositories of one session, each made when first asked for:
+    `repos(SongRepository).create(...)`."""
 
-    session: AsyncSession
-    songs: SongRepository
-    jobs: JobRepository
-    users: UserRepository
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._made: dict[type[Any], Any] = {}
 
-    @classmethod
-    def of(cls, session: AsyncSession) -> "Repositories":
-        return cls(
-            session, SongRepository(session), JobRepository(session), UserRepository(session)
-        )
+    def __call__(self, kind: type[R]) -> R:
+        made = self._made.get(kind)
+        if made is None:
+            made = self._made[kind] = kind(self.session)
+        assert isinstance(made, kind)
+        return made
 
 
 @dataclass
@@ -37,34 +41,31 @@ class Context:
     """Built once per request (or WebSocket connection) in the view's get_context."""
 
     request: Request | WebSocket
-    response: Response | WebSocket | None
     db: Database
-    loaders: Loaders = field(init=False)
+    settings: Settings
+    events: JobEvents
+    # The rules that turn a request into its document (graph/server/documents.py).
+    documents: DocumentSource | None = None
+    loaders: RequestLoaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db)
-
-    @property
-    def settings(self) -> "AppSettings":
-        """The app's settings (create_app keeps them in app.state)."""
-        settings: AppSettings = self.request.app.state.settings
-        return settings
+        self.loaders = RequestLoaders(self.db)
 
     def renew_loaders(self) -> None:
         """Forget every cached row: a long-lived connection does this before each event."""
-        self.loaders = Loaders(self.db)
+        self.loaders = RequestLoaders(self.db)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Repositories]:
         """Repositories over a session of their own, so sibling resolvers never share one."""
         async with self.db.session() as session:
-            yield Repositories.of(session)
+            yield Repositories(session)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Repositories]:
         """Repositories inside one transaction: all of the block's writes, or none."""
         async with self.db.transaction() as session:
-            yield Repositories.of(session)
+            yield Repositories(session)
 
 
 Info = strawberry.Info[Context, None]

@@ -1,58 +1,87 @@
-"""Relay conventions: global object ids, the Node interface and cursor connections."""
+"""Relay's conventions: global object ids, the Node interface and cursor connections.
+
+A global id is base64 of `TypeName:key`. ONE codec reads them, for every entry point
+(queries, mutations, subscriptions): an id that is not base64, is empty, names a type
+Songbook does not have, or holds a key that is not a UUID is the client's mistake and
+always the same error, `BAD_USER_INPUT`. A well-formed id of another type's object is
+simply not an object of the type asked for: null in queries, NotFoundError in mutations.
+"""
 
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
-from graphql import GraphQLError
 
+from graph.core.context import Info
+from graph.core.errors import BadUserInput
+from persistence.errors import ValidationError
 from persistence.ids import is_valid_id
-from persistence.pagination import Page
+from persistence.pagination import Page, PageRequest
 
 NodeType = TypeVar("NodeType")
 
 
-class InvalidGlobalId(GraphQLError):
+class InvalidGlobalId(BadUserInput):
     def __init__(self, argument: str) -> None:
-        super().__init__(
-            f"{argument} is not a valid id",
-            extensions={"code": "BAD_USER_INPUT", "field": argument},
-        )
-
-
-def to_global_id(type_name: str, id: str) -> strawberry.ID:
-    return strawberry.ID(base64.b64encode(f"{type_name}:{id}".encode()).decode())
-
-
-def parse_global_id(global_id: str) -> tuple[str, str] | None:
-    """(type name, database id) of a well-formed global id, or None."""
-    try:
-        decoded = base64.b64decode(global_id.encode("ascii"), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError):
-        return None
-    type_name, _, id = decoded.partition(":")
-    if not type_name or not is_valid_id(id):
-        return None
-    return type_name, id
-
-
-def from_global_id(global_id: str, expected_type: str, argument: str = "id") -> str | None:
-    """The database id inside `global_id`, or None when it names another type.
-
-    A malformed id is the client's mistake and raises, so the client hears of it.
-    """
-    parsed = parse_global_id(global_id)
-    if parsed is None:
-        raise InvalidGlobalId(argument)
-    type_name, id = parsed
-    return id if type_name == expected_type else None
+        super().__init__(f"{argument} is not a valid id", argument)
 
 
 @strawberry.interface(description="An object with a globally unique id (Relay).")
 class Node:
+    """Each implementing type registers under its GraphQL name as it is defined, and
+    fetches itself by key for `node(id:)`."""
+
     id: strawberry.ID = strawberry.field(description="The object's globally unique id.")
+
+    # GraphQL type name -> the type; filled as node types are defined.
+    types: ClassVar[dict[str, type["Node"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Node.types[cls.__name__] = cls
+
+    @classmethod
+    def global_id(cls, key: str) -> strawberry.ID:
+        return strawberry.ID(base64.b64encode(f"{cls.__name__}:{key}".encode()).decode())
+
+    @classmethod
+    def key_of(cls, global_id: str, argument: str = "id") -> str | None:
+        """The key inside `global_id` when it names an object of this type, else None."""
+        return GlobalId.decode(global_id, argument).key_for(cls)
+
+    @classmethod
+    async def resolve_node(cls, info: Info, key: str) -> Self | None:
+        """The object with this key, or None (node(id:) calls it)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalId:
+    """A decoded global id: a type Songbook has, and a well-formed key."""
+
+    type_name: str
+    key: str
+
+    @classmethod
+    def decode(cls, global_id: str, argument: str = "id") -> "GlobalId":
+        try:
+            decoded = base64.b64decode(global_id.encode("ascii"), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeError, ValueError):
+            raise InvalidGlobalId(argument) from None
+        type_name, _, key = decoded.partition(":")
+        if type_name not in Node.types or not is_valid_id(key):
+            raise InvalidGlobalId(argument)
+        return cls(type_name, key)
+
+    @property
+    def node_type(self) -> type[Node]:
+        return Node.types[self.type_name]
+
+    def key_for(self, node_type: type[Node]) -> str | None:
+        return self.key if self.type_name == node_type.__name__ else None
 
 
 @strawberry.type(description="Where a page sits in its list (Relay cursor connections).")
@@ -80,38 +109,62 @@ class Connection(Generic[NodeType]):
         return await self.counter()
 
     @classmethod
-    def build(
-        cls,
-        nodes: Sequence[NodeType],
-        cursors: Sequence[str],
-        *,
-        has_next_page: bool,
-        has_previous_page: bool,
-        counter: Callable[[], Awaitable[int]],
-    ) -> "Connection[NodeType]":
-        edges = [Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)]
-        return cls(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=has_next_page,
-                has_previous_page=has_previous_page,
-                start_cursor=cursors[0] if cursors else None,
-                end_cursor=cursors[-1] if cursors else None,
-            ),
-            counter=counter,
-        )
-
-    @classmethod
     def from_page(
         cls,
         page: Page[Any],
         convert: Callable[[Any], NodeType],
         counter: Callable[[], Awaitable[int]],
     ) -> "Connection[NodeType]":
-        return cls.build(
-            [convert(row) for row in page.rows],
-            page.cursors,
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
+        nodes: Sequence[NodeType] = [convert(row) for row in page.rows]
+        cursors = page.cursors
+        return cls(
+            edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=cursors[0] if cursors else None,
+                end_cursor=cursors[-1] if cursors else None,
+            ),
             counter=counter,
         )
+
+
+# The arguments of every connection field, described once.
+First = Annotated[
+    int | None,
+    strawberry.argument(
+        description="The first n items (after `after`); 20 by default, 100 at most."
+    ),
+]
+After = Annotated[
+    str | None, strawberry.argument(description="A cursor: items after the one it points at.")
+]
+Last = Annotated[
+    int | None,
+    strawberry.argument(description="The last n items (before `before`); at most 100."),
+]
+Before = Annotated[
+    str | None, strawberry.argument(description="A cursor: items before the one it points at.")
+]
+
+
+def page_request(
+    first: int | None, after: str | None, last: int | None, before: str | None
+) -> PageRequest:
+    """The page a connection's arguments ask for; malformed ones are BAD_USER_INPUT."""
+    try:
+        return PageRequest(first=first, after=after, last=last, before=before).validated()
+    except ValidationError as error:
+        raise BadUserInput.of(error) from None
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(description="Any object by its global id (Relay), or null.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The object's global id.")],
+    ) -> Node | None:
+        decoded = GlobalId.decode(id)
+        return await decoded.node_type.resolve_node(info, decoded.key)

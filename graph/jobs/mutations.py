@@ -5,30 +5,16 @@ from typing import Annotated, TypeVar
 import strawberry
 
 from graph.core.context import Info
-from graph.core.errors import (
-    Error,
-    NotFoundErrorType,
-    ValidationErrorType,
-    not_found,
-    validation_error,
-)
-from graph.core.relay import parse_global_id
-from graph.jobs.types import Job
-from persistence import models
+from graph.core.errors import InvalidInput, NotFoundError
+from graph.core.relay import Node
+from graph.jobs.errors import InvalidJobTransitionError
+from graph.jobs.loaders import prime_job
+from graph.jobs.types import Job, JobStatus
 from persistence.errors import InvalidTransition, NotFound, ValidationError
-from persistence.models import JobStatus
+from persistence.repositories import JobRepository
 from persistence.validation import clean_text
 
 T = TypeVar("T")
-
-
-@strawberry.type(description="The job's lifecycle does not allow this change; nothing changed.")
-class InvalidJobTransitionError(Error):
-    current_status: models.JobStatus = strawberry.field(description="The job's status now.")
-
-    @classmethod
-    def of(cls, error: InvalidTransition) -> "InvalidJobTransitionError":
-        return cls(message=error.message, current_status=models.JobStatus(error.current))
 
 
 @strawberry.input(description="Changes to a job; fields left out stay as they are.")
@@ -58,21 +44,13 @@ class RetryJobSuccess:
 
 
 UpdateJobPayload = Annotated[
-    UpdateJobSuccess | ValidationErrorType | NotFoundErrorType | InvalidJobTransitionError,
+    UpdateJobSuccess | InvalidInput | NotFoundError | InvalidJobTransitionError,
     strawberry.union("UpdateJobPayload", description="The result of updateJob."),
 ]
 RetryJobPayload = Annotated[
-    RetryJobSuccess | ValidationErrorType | NotFoundErrorType | InvalidJobTransitionError,
+    RetryJobSuccess | InvalidInput | NotFoundError | InvalidJobTransitionError,
     strawberry.union("RetryJobPayload", description="The result of retryJob."),
 ]
-
-
-def job_id_of(global_id: str, field: str = "id") -> str | None:
-    """The database id of a Job's global id; None for another type's id."""
-    parsed = parse_global_id(global_id)
-    if parsed is None:
-        raise ValidationError(field, f"{field} is not a valid id")
-    return parsed[1] if parsed[0] == "Job" else None
 
 
 def _not_null(value: T | None, field: str) -> T:
@@ -89,12 +67,18 @@ class JobMutation:
             "change changes nothing."
         )
     )
-    async def update_job(self, info: Info, input: UpdateJobInput) -> UpdateJobPayload:
+    async def update_job(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdateJobInput, strawberry.argument(description="The job and what to change.")
+        ],
+    ) -> UpdateJobPayload:
+        job_id = Job.key_of(input.id)
+        if job_id is None:
+            return NotFoundError.of(input.id, "job")
         try:
-            job_id = job_id_of(input.id)
-            if job_id is None:
-                return not_found(input.id, "job")
-            status = None
+            status: JobStatus | None = None
             if input.status is not strawberry.UNSET:
                 status = _not_null(input.status, "status")
             progress = None
@@ -103,10 +87,11 @@ class JobMutation:
             set_message = input.message is not strawberry.UNSET
             message = clean_text("message", input.message) if set_message else None
             async with info.context.write() as repos:
-                row = await repos.jobs.get_for_update(job_id)
+                jobs = repos(JobRepository)
+                row = await jobs.get_for_update(job_id)
                 if row is None:
-                    return not_found(input.id, "job")
-                row = await repos.jobs.change(
+                    return NotFoundError.of(input.id, "job")
+                row = await jobs.change(
                     row,
                     status=status,
                     progress=progress,
@@ -115,10 +100,10 @@ class JobMutation:
                     lease=info.context.settings.job_lease,
                 )
         except ValidationError as error:
-            return validation_error(error)
+            return InvalidInput.of(error)
         except InvalidTransition as error:
             return InvalidJobTransitionError.of(error)
-        info.context.loaders.prime_job(row)
+        prime_job(info.context.loaders, row)
         return UpdateJobSuccess(job=Job.from_model(row))
 
     @strawberry.mutation(
@@ -127,18 +112,22 @@ class JobMutation:
             "the failed job stays in the song's history."
         )
     )
-    async def retry_job(self, info: Info, song_id: strawberry.ID) -> RetryJobPayload:
-        parsed = parse_global_id(song_id)
-        if parsed is None:
-            return validation_error(ValidationError("song_id", "songId is not a valid id"))
-        if parsed[0] != "Song":
-            return not_found(song_id, "song")
+    async def retry_job(
+        self,
+        info: Info,
+        song_id: Annotated[
+            strawberry.ID, strawberry.argument(description="The song whose job to retry.")
+        ],
+    ) -> RetryJobPayload:
+        song_key = Node.types["Song"].key_of(song_id, "songId")
+        if song_key is None:
+            return NotFoundError.of(song_id, "song")
         try:
             async with info.context.write() as repos:
-                row = await repos.jobs.retry(parsed[1])
+                row = await repos(JobRepository).retry(song_key)
         except NotFound:
-            return not_found(song_id, "song")
+            return NotFoundError.of(song_id, "song")
         except InvalidTransition as error:
             return InvalidJobTransitionError.of(error)
-        info.context.loaders.prime_job(row)
+        prime_job(info.context.loaders, row)
         return RetryJobSuccess(job=Job.from_model(row))

@@ -1,25 +1,29 @@
 """Live job updates: every committed change of the jobs a client watches."""
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
 
 from graph.core.context import Info
-from graph.core.errors import UserInputError
-from graph.core.relay import from_global_id
+from graph.core.errors import BadUserInput
+from graph.core.relay import GlobalId, Node
+from graph.jobs.loaders import prime_job
 from graph.jobs.types import Job
 from persistence.errors import SubscriberTooSlow
 from persistence.events import JobEvent
 
 
-def _id_of(global_id: strawberry.ID | None, type_name: str, argument: str) -> str | None:
+def _key(global_id: strawberry.ID | None, type_name: str, argument: str) -> str | None:
+    """The key to watch. A subscription to another type's object would never hear a
+    thing, silently: unlike a query's null, that is refused."""
     if global_id is None:
         return None
-    id = from_global_id(global_id, type_name, argument)
-    if id is None:
-        raise UserInputError(f"{argument} is not the id of a {type_name}", argument)
-    return id
+    key = GlobalId.decode(global_id, argument).key_for(Node.types[type_name])
+    if key is None:
+        raise BadUserInput(f"{argument} is not the id of a {type_name}", argument)
+    return key
 
 
 @strawberry.type
@@ -34,26 +38,31 @@ class JobSubscription:
     async def job_updated(
         self,
         info: Info,
-        job_id: strawberry.ID | None = None,
-        song_id: strawberry.ID | None = None,
+        job_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only this job's changes.")
+        ] = None,
+        song_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Only changes of this song's jobs."),
+        ] = None,
     ) -> AsyncGenerator[Job, None]:
-        job_db_id = _id_of(job_id, "Job", "jobId")
-        song_db_id = _id_of(song_id, "Song", "songId")
+        job_key = _key(job_id, "Job", "jobId")
+        song_key = _key(song_id, "Song", "songId")
 
         def matches(event: JobEvent) -> bool:
-            return (job_db_id is None or event.id == job_db_id) and (
-                song_db_id is None or event.song_id == song_db_id
+            return (job_key is None or event.id == job_key) and (
+                song_key is None or event.song_id == song_key
             )
 
         context = info.context
-        with context.db.job_events.subscribe(matches, context.settings.subscriber_queue) as events:
+        with context.events.subscribe(matches, context.settings.subscriber_queue) as events:
             try:
                 async for event in events:
                     row = event.to_model()
                     # The connection lives long; its loaders must not answer from rows
                     # cached for an earlier event (Job.song would show a stale song).
                     context.renew_loaders()
-                    context.loaders.prime_job(row)
+                    prime_job(context.loaders, row)
                     yield Job.from_model(row)
             except SubscriberTooSlow as error:
                 raise GraphQLError(

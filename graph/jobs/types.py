@@ -1,61 +1,70 @@
-"""Job, a song's processing run, mapped from the ORM in one place."""
+"""Job, a song's processing run, and its status."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Self
 
 import strawberry
 
 from graph.core.context import Info
-from graph.core.relay import Node, to_global_id
+from graph.core.fields import FromColumns, column, described_enum
+from graph.core.relay import Node
+from graph.jobs.loaders import job_by_id
 from persistence import models
 
 if TYPE_CHECKING:
     from graph.songs.types import Song
 
 # The data layer's enum is the schema's: registered here, so persistence stays unaware.
-JobStatus = strawberry.enum(models.JobStatus, description="Where a job is in its lifecycle.")
+JobStatus = models.JobStatus
+described_enum(
+    JobStatus,
+    description="Where a job is in its lifecycle.",
+    values={
+        JobStatus.PENDING: "Waiting for a worker to claim it.",
+        JobStatus.PROCESSING: "Claimed by a worker, which reports its progress.",
+        JobStatus.COMPLETED: "Finished: the stems are ready. Final.",
+        JobStatus.FAILED: "Given up, with the reason in its message. Final.",
+    },
+)
 
 
 @strawberry.type(description="A run that splits a song into vocals and instrumental stems.")
-class Job(Node):
+class Job(Node, FromColumns):
     db_id: strawberry.Private[str]
     song_db_id: strawberry.Private[str]
-    status: models.JobStatus = strawberry.field(description="Where the job is in its lifecycle.")
-    progress: int = strawberry.field(description="How far the job has got, 0 to 100.")
-    message: str | None = strawberry.field(
-        description="The worker's latest step, or why the job failed."
+    status: models.JobStatus = column(
+        models.Job.status, description="Where the job is in its lifecycle."
     )
-    claimed_by: str | None = strawberry.field(
-        description="The worker that claimed the job, while or since it processed it."
+    progress: int = column(models.Job.progress, description="How far the job has got, 0 to 100.")
+    message: str | None = column(
+        models.Job.message, description="The worker's latest step, or why the job failed."
     )
-    lease_expires_at: datetime | None = strawberry.field(
+    claimed_by: str | None = column(
+        models.Job.claimed_by,
+        description="The worker that claimed the job, while or since it processed it.",
+    )
+    lease_expires_at: datetime | None = column(
+        models.Job.lease_expires_at,
         description=(
             "Until when the worker holds a PROCESSING job; once past, another worker may claim it."
-        )
+        ),
     )
-    created_at: datetime = strawberry.field(description="When the job was created.")
-    updated_at: datetime = strawberry.field(description="When the job last changed.")
+    created_at: datetime = column(models.Job.created_at, description="When the job was created.")
+    updated_at: datetime = column(models.Job.updated_at, description="When the job last changed.")
 
     @classmethod
-    def from_model(cls, row: models.Job) -> "Job":
-        return cls(
-            id=to_global_id("Job", row.id),
-            db_id=row.id,
-            song_db_id=row.song_id,
-            status=row.status,
-            progress=row.progress,
-            message=row.message,
-            claimed_by=row.claimed_by,
-            lease_expires_at=row.lease_expires_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+    def from_model(cls, row: models.Job) -> Self:
+        return cls.from_columns(row, id=cls.global_id(row.id), db_id=row.id, song_db_id=row.song_id)
+
+    @classmethod
+    async def resolve_node(cls, info: Info, key: str) -> Self | None:
+        row = await info.context.loaders.load(job_by_id, key)
+        return None if row is None else cls.from_model(row)
 
     @strawberry.field(description="The song this job processes.")
     async def song(self, info: Info) -> Annotated["Song", strawberry.lazy("graph.songs.types")]:
-        from graph.songs.types import Song
-
-        row = await info.context.loaders.song_by_id.load(self.song_db_id)
-        if row is None:  # deleted by a concurrent request after the job was read
+        # Through the node registry: the songs domain builds on this one, not the reverse.
+        song = await Node.types["Song"].resolve_node(info, self.song_db_id)
+        if song is None:  # deleted by a concurrent request after the job was read
             raise LookupError("the job's song no longer exists")
-        return Song.from_model(row)
+        return song  # type: ignore[return-value]

@@ -11,14 +11,9 @@ from typing import Annotated
 import strawberry
 
 from graph.core.context import Info
-from graph.core.errors import (
-    Error,
-    NotFoundErrorType,
-    ValidationErrorType,
-    not_found,
-    validation_error,
-)
-from graph.jobs.mutations import InvalidJobTransitionError, job_id_of
+from graph.core.errors import InvalidInput, NotFoundError
+from graph.jobs.errors import ClaimNotHeldError, InvalidJobTransitionError
+from graph.jobs.loaders import prime_job
 from graph.jobs.types import Job
 from persistence import models
 from persistence.errors import ClaimNotHeld, InvalidTransition, NotFound, ValidationError
@@ -27,10 +22,16 @@ from persistence.validation import clean_text
 
 MAX_WORKER_ID_LENGTH = 128
 
-
-@strawberry.type(description="The worker does not hold this job's claim; nothing changed.")
-class ClaimNotHeldError(Error):
-    pass
+WorkerId = Annotated[
+    str,
+    strawberry.argument(
+        description=f"Who the worker is (1-{MAX_WORKER_ID_LENGTH} characters): the same on "
+        "every call about one job."
+    ),
+]
+ClaimedJobId = Annotated[
+    strawberry.ID, strawberry.argument(description="The global id of the job the worker holds.")
+]
 
 
 @strawberry.type(description="The claim was made, or nothing was waiting.")
@@ -46,15 +47,11 @@ class WorkerJobSuccess:
 
 
 ClaimJobPayload = Annotated[
-    ClaimJobSuccess | ValidationErrorType,
+    ClaimJobSuccess | InvalidInput,
     strawberry.union("ClaimJobPayload", description="The result of claimJob."),
 ]
 WorkerJobPayload = Annotated[
-    WorkerJobSuccess
-    | ValidationErrorType
-    | NotFoundErrorType
-    | InvalidJobTransitionError
-    | ClaimNotHeldError,
+    WorkerJobSuccess | InvalidInput | NotFoundError | InvalidJobTransitionError | ClaimNotHeldError,
     strawberry.union(
         "WorkerJobPayload",
         description="The result of reportJobProgress, completeJob and failJob.",
@@ -71,36 +68,27 @@ def clean_worker_id(worker_id: str) -> str:
     return worker_id
 
 
-WorkerJobResult = (
-    WorkerJobSuccess
-    | ValidationErrorType
-    | NotFoundErrorType
-    | InvalidJobTransitionError
-    | ClaimNotHeldError
-)
-
-
 async def _change_held_job(
     info: Info,
     job_global_id: str,
     change: Callable[[JobRepository, str], Awaitable[models.Job]],
-) -> WorkerJobResult:
+) -> WorkerJobPayload:
     """Apply `change` to the job (by its database id) as one unit of work."""
+    job_id = Job.key_of(job_global_id, "jobId")
+    if job_id is None:
+        return NotFoundError.of(job_global_id, "job")
     try:
-        job_id = job_id_of(job_global_id, "job_id")
-        if job_id is None:
-            return not_found(job_global_id, "job")
         async with info.context.write() as repos:
-            row = await change(repos.jobs, job_id)
+            row = await change(repos(JobRepository), job_id)
     except ValidationError as error:
-        return validation_error(error)
+        return InvalidInput.of(error)
     except NotFound:
-        return not_found(job_global_id, "job")
+        return NotFoundError.of(job_global_id, "job")
     except ClaimNotHeld as error:
         return ClaimNotHeldError(message=error.message)
     except InvalidTransition as error:
         return InvalidJobTransitionError.of(error)
-    info.context.loaders.prime_job(row)
+    prime_job(info.context.loaders, row)
     return WorkerJobSuccess(job=Job.from_model(row))
 
 
@@ -112,16 +100,16 @@ class WorkerMutation:
             "PROCESSING for this worker, with a lease it extends by reporting."
         )
     )
-    async def claim_job(self, info: Info, worker_id: str) -> ClaimJobPayload:
+    async def claim_job(self, info: Info, worker_id: WorkerId) -> ClaimJobPayload:
         try:
             worker_id = clean_worker_id(worker_id)
         except ValidationError as error:
-            return validation_error(error)
+            return InvalidInput.of(error)
         async with info.context.write() as repos:
-            row = await repos.jobs.claim_next(worker_id, info.context.settings.job_lease)
+            row = await repos(JobRepository).claim_next(worker_id, info.context.settings.job_lease)
         if row is None:
             return ClaimJobSuccess(job=None)
-        info.context.loaders.prime_job(row)
+        prime_job(info.context.loaders, row)
         return ClaimJobSuccess(job=Job.from_model(row))
 
     @strawberry.mutation(
@@ -133,16 +121,21 @@ class WorkerMutation:
     async def report_job_progress(
         self,
         info: Info,
-        job_id: strawberry.ID,
-        worker_id: str,
-        progress: int,
-        message: str | None = None,
+        job_id: ClaimedJobId,
+        worker_id: WorkerId,
+        progress: Annotated[
+            int, strawberry.argument(description="0 to 100, never lower than reported before.")
+        ],
+        message: Annotated[
+            str | None,
+            strawberry.argument(description="The step the worker is on; left as it was if null."),
+        ] = None,
     ) -> WorkerJobPayload:
         try:
             worker_id = clean_worker_id(worker_id)
             message = clean_text("message", message)
         except ValidationError as error:
-            return validation_error(error)
+            return InvalidInput.of(error)
         lease = info.context.settings.job_lease
         return await _change_held_job(
             info,
@@ -152,23 +145,27 @@ class WorkerMutation:
 
     @strawberry.mutation(description="The claim holder finished the job: COMPLETED, progress 100.")
     async def complete_job(
-        self, info: Info, job_id: strawberry.ID, worker_id: str
+        self, info: Info, job_id: ClaimedJobId, worker_id: WorkerId
     ) -> WorkerJobPayload:
         try:
             worker_id = clean_worker_id(worker_id)
         except ValidationError as error:
-            return validation_error(error)
+            return InvalidInput.of(error)
         return await _change_held_job(info, job_id, lambda jobs, id: jobs.complete(id, worker_id))
 
     @strawberry.mutation(description="The claim holder gave up on the job: FAILED, with why.")
     async def fail_job(
-        self, info: Info, job_id: strawberry.ID, worker_id: str, message: str
+        self,
+        info: Info,
+        job_id: ClaimedJobId,
+        worker_id: WorkerId,
+        message: Annotated[str, strawberry.argument(description="Why the job failed.")],
     ) -> WorkerJobPayload:
         try:
             worker_id = clean_worker_id(worker_id)
             reason = clean_text("message", message, required=True)
         except ValidationError as error:
-            return validation_error(error)
+            return InvalidInput.of(error)
         assert reason is not None
         return await _change_held_job(
             info, job_id, lambda jobs, id: jobs.fail(id, worker_id, reason)

@@ -10,18 +10,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 
-from graph.core.settings import AppSettings
+from graph.core.settings import Settings
 from graph.schema import schema
 from graph.server.documents import DocumentPolicy, PersistedQueries, TrustedDocuments
 from graph.server.ide import GraphiQLPage
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
+from persistence.events import JobEvents
 
 
-def create_app(settings: AppSettings | None = None, db: Database | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:
     """The app configured by `settings` (default: the environment), over `db` if given."""
-    settings = settings or AppSettings.from_env()
+    settings = settings or Settings.load()
     db = db or Database(settings.database)
+    events = JobEvents.of(db)
     trusted = (
         TrustedDocuments.load(settings.trusted_documents) if settings.trusted_documents else None
     )
@@ -30,6 +32,8 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
     view = SongbookGraphQL(
         schema,
         db=db,
+        settings=settings,
+        events=events,
         documents=DocumentPolicy(store, trusted),
         graphiql=graphiql,
         # Pages on other origins may open the subscription socket on the same terms as CORS.
@@ -39,11 +43,11 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Hear job changes committed by any process on the database (PostgreSQL).
-        await db.job_events.start()
+        await events.start()
         try:
             yield
         finally:
-            await db.job_events.stop()
+            await events.stop()
             await db.dispose()
 
     async def home(request: Request) -> RedirectResponse:
@@ -69,8 +73,6 @@ def create_app(settings: AppSettings | None = None, db: Database | None = None) 
         lifespan=lifespan,
         middleware=cors_middleware(settings.cors_origins),
     )
-    app.state.db = db
-    app.state.settings = settings
     return app
 
 

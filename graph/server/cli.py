@@ -5,7 +5,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from persistence.config import DatabaseSettings
+from persistence.settings import DatabaseSettings, SettingsError
 
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 
@@ -43,10 +43,29 @@ def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
 
 
 def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
-    from persistence.seed import seed_library
+    from persistence.seed import database_label, seed_library
 
     migrate(settings)
-    asyncio.run(seed_library(settings, songs=args.songs, batch_size=args.batch_size))
+    seeded = asyncio.run(
+        seed_library(
+            settings,
+            songs=args.songs,
+            batch_size=args.batch_size,
+            pending=args.pending,
+            processing=args.processing,
+            random_seed=args.random_seed,
+        )
+    )
+    unfinished = [
+        f"{count} {status}"
+        for count, status in ((seeded.pending, "pending"), (seeded.processing, "processing"))
+        if count
+    ]
+    print(
+        f"added {seeded.songs} songs and {seeded.jobs} jobs"
+        + (f" ({', '.join(unfinished)})" if unfinished else "")
+        + f" to {database_label(settings.url)}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,17 +88,71 @@ def build_parser() -> argparse.ArgumentParser:
         "path", nargs="?", type=Path, default=DEFAULT_SCHEMA_PATH, help="'-' for stdout"
     )
 
-    seed_parser = commands.add_parser("seed", help="fill the library with demo songs and jobs")
-    seed_parser.add_argument("--songs", type=int, default=1000)
-    seed_parser.add_argument("--batch-size", type=int, default=5000)
+    seed_parser = commands.add_parser(
+        "seed",
+        help="add demo songs and jobs to the library",
+        description=(
+            "Migrate, then add demo songs, each with a job history, to the library. It only "
+            "adds (safe to run again, or on a library in use) and never reuses a YouTube id. "
+            "By default every job is final (COMPLETED or FAILED), so workers find nothing "
+            "to claim; a song has stems only when its newest job COMPLETED. Progress goes "
+            "to stderr; a summary line to stdout."
+        ),
+    )
+    seed_parser.add_argument(
+        "--songs",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="how many songs to add (default: %(default)s)",
+    )
+    seed_parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="songs inserted per transaction (default: %(default)s)",
+    )
+    seed_parser.add_argument(
+        "--pending",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "give N of the songs a PENDING newest job: a backlog that workers (claimJob) "
+            "will take (default: %(default)s, no backlog)"
+        ),
+    )
+    seed_parser.add_argument(
+        "--processing",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "give N of the songs a PROCESSING newest job, claimed by a seed-worker-K whose "
+            "lease has lapsed, as after a worker crash: the next claimJob takes it over "
+            "and starts it again (default: %(default)s)"
+        ),
+    )
+    seed_parser.add_argument(
+        "--random-seed",
+        type=int,
+        default=None,
+        metavar="INT",
+        help=(
+            "repeat the same titles, artists and job histories from run to run; ids and "
+            "times are still new, and YouTube ids still never collide "
+            "(default: random per run)"
+        ),
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        settings = DatabaseSettings.from_env()
-    except ValueError as error:
+        settings = DatabaseSettings.load()
+    except SettingsError as error:
         sys.exit(f"songbook: {error}")
     if args.command == "serve":
         if args.workers < 1:
@@ -98,6 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "seed":
         if args.songs < 0:
             sys.exit("songbook: --songs must not be negative")
+        if args.batch_size < 1:
+            sys.exit("songbook: --batch-size must be at least 1")
+        if args.pending < 0 or args.processing < 0:
+            sys.exit("songbook: --pending and --processing must not be negative")
+        if args.pending + args.processing > args.songs:
+            sys.exit("songbook: --pending and --processing together cannot exceed --songs")
         seed(args, settings)
 
 

@@ -19,10 +19,10 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graph.core.documents import DocumentRefused, Resolved
 from persistence.database import Database
 from persistence.errors import Conflict, DatabaseUnavailable, DomainError
 from persistence.repositories import PersistedQueryRepository
@@ -37,24 +37,6 @@ TOUCH_INTERVAL_SECONDS = 600.0
 MAX_STORED_DOCUMENT_BYTES = 64 * 1024
 
 
-class DocumentRefused(Exception):
-    """The request names no document Songbook will run; `code` is the error's code.
-
-    `not_found` marks the one refusal a client is expected to recover from by sending the
-    query text (APQ's first round trip), so it is answered 200 and never cached.
-    """
-
-    def __init__(
-        self, message: str, code: str, *, not_found: bool = False, status: int = 400
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.not_found = not_found
-        # The HTTP status under application/graphql-response+json.
-        self.status = status
-
-
 def persisted_query_not_found() -> DocumentRefused:
     # Apollo Client and urql retry on exactly this message or this code.
     return DocumentRefused("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND", not_found=True)
@@ -62,14 +44,6 @@ def persisted_query_not_found() -> DocumentRefused:
 
 def sha256_hex(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The document to run, and the hash to register it under once it proves valid."""
-
-    query: str | None
-    register_as: str | None = None
 
 
 def _requested_hash(extensions: Mapping[str, Any] | None) -> str | None:
@@ -169,9 +143,7 @@ class PersistedQueries:
             async with self.db.session() as session:
                 stored = await PersistedQueryRepository(session).document(sha)
         except DatabaseUnavailable:
-            raise DocumentRefused(
-                "The database is unavailable", "DATABASE_UNAVAILABLE", status=503
-            ) from None
+            raise DocumentRefused("The database is unavailable", "DATABASE_UNAVAILABLE") from None
         if stored is not None:
             # The first use in this process counts as a use in the shared store too.
             await self.remember(sha, stored)
@@ -203,7 +175,8 @@ class PersistedQueries:
 
 
 class DocumentPolicy:
-    """Decides the document of each request: as sent, from the APQ store, or trusted only."""
+    """Decides the document of each request: as sent, from the APQ store, or trusted only
+    (the DocumentSource of graph/core/documents.py)."""
 
     def __init__(self, store: PersistedQueries, trusted: TrustedDocuments | None = None) -> None:
         self.store = store

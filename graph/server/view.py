@@ -1,44 +1,38 @@
-"""The GraphQL endpoint: Strawberry's ASGI view with Songbook's context, JSON and HTTP rules.
+"""The GraphQL endpoint: Strawberry's ASGI view with Songbook's context and HTTP rules.
 
-On top of Strawberry's view: GraphQL over HTTP to the letter (see graph/server/http.py), errors
-outside GraphQL answered as GraphQL error bodies instead of plain text, and the document
-policy of graph/server/documents.py (automatic persisted queries, trusted documents) on HTTP and
-WebSocket alike.
+On top of Strawberry's view: GraphQL over HTTP to the letter (graph/server/http.py), and
+errors outside GraphQL answered as GraphQL error bodies instead of plain text. Which
+document a request runs is decided in the schema (graph/core/documents.py), the same way
+for every transport; WebSocket handling is in graph/server/websocket.py.
+
+Overrides of Strawberry internals (pinned at 0.341.2): `execute_single`, because the
+stock one refuses a mutation over GET with 400 where the GraphQL-over-HTTP spec asks for
+405, and would run a subscription over plain HTTP. Everything else here is a documented
+hook (get_context, process_result, encode_json/decode_json, parse_json, the IDE hooks,
+create_response, get_sub_response).
 """
 
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-)
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
-    ErrorMessage,
-    SubscribeMessage,
-)
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyErrorMessage
-from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph.core.context import Context
-from graph.server.documents import DocumentPolicy, DocumentRefused
+from graph.core.settings import Settings
+from graph.server.documents import DocumentPolicy
 from graph.server.http import (
     CONTENT_TYPES,
     GRAPHQL_RESPONSE_JSON,
@@ -48,11 +42,15 @@ from graph.server.http import (
     negotiate,
 )
 from graph.server.ide import GraphiQLPage
+from graph.server.websocket import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from persistence.database import Database
+from persistence.events import JobEvents
 
 # Keys of Request.state this view sets for the rest of one request's handling.
 _MEDIA_TYPE = "graphql_media_type"
 _SUB_RESPONSE = "graphql_sub_response"
+# Refusals of a request's document that are answered with a status other than 400.
+_REFUSAL_STATUS = {"DATABASE_UNAVAILABLE": 503}
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -67,104 +65,56 @@ def is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
-def _refusal_error(refused: DocumentRefused) -> GraphQLError:
-    return GraphQLError(refused.message, extensions={"code": refused.code})
-
-
-class _Refused(PreExecutionError):
-    """A request whose document policy refused it; `not_found` is APQ's retry signal."""
-
-    def __init__(self, refused: DocumentRefused) -> None:
-        super().__init__(data=None, errors=[_refusal_error(refused)])
-        self.not_found = refused.not_found
-        self.status = refused.status
-
-
-async def _resolve_ws(view: Any, payload: Any) -> str | None:
-    resolved = await cast("SongbookGraphQL", view).documents.resolve(
-        payload.get("query"), payload.get("extensions")
-    )
-    return resolved.query
-
-
-class TextWebSocketAdapter(ASGIWebSocketAdapter):
-    """Sends every message as a text frame: graphql-ws clients (GraphiQL's among them)
-    only parse text frames, and orjson's bytes would otherwise go out as binary ones."""
-
-    async def send_json(self, message: Mapping[str, object]) -> None:
-        try:
-            await self.ws.send_text(orjson.dumps(message).decode())
-        except WebSocketDisconnect as error:
-            raise WebSocketDisconnected from error
-
-
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws (GraphiQL, graphql-ws clients) under the document policy."""
-
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        if not self.connection_acknowledged or message["id"] in self.operations:
-            # The protocol's own refusals (4401, 4409) come before any document is read.
-            await super().handle_subscribe(message)
-            return
-        payload: Any = message.get("payload") or {}
-        try:
-            query = await _resolve_ws(self.view, payload)
-        except DocumentRefused as refused:
-            error = _refusal_error(refused).formatted
-            await self.send_message(ErrorMessage(id=message["id"], type="error", payload=[error]))
-            return
-        await super().handle_subscribe(
-            cast(SubscribeMessage, {**message, "payload": {**payload, "query": query}})
-        )
-
-
-class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The older subscriptions-transport-ws protocol, under the same policy."""
-
-    async def handle_start(self, message: StartMessage) -> None:
-        payload: Any = message.get("payload") or {}
-        try:
-            query = await _resolve_ws(self.view, payload)
-        except DocumentRefused as refused:
-            error = _refusal_error(refused).formatted
-            await self.send_message(
-                LegacyErrorMessage(type="error", id=message["id"], payload=error)
-            )
-            return
-        await super().handle_start(
-            cast(StartMessage, {**message, "payload": {**payload, "query": query}})
-        )
+def _codes(result: ExecutionResult) -> set[str]:
+    return {str((e.extensions or {}).get("code")) for e in result.errors or []}
 
 
 class SongbookGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
-    websocket_adapter_class = TextWebSocketAdapter
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = TextWebSocketAdapter
 
     def __init__(
         self,
         schema: Any,
-        db: Database,
         *,
+        db: Database,
+        settings: Settings,
+        events: JobEvents,
         documents: DocumentPolicy,
         graphiql: GraphiQLPage | None = None,
         **options: Any,
     ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if graphiql else None, **options)
         self.db = db
+        self.settings = settings
+        self.events = events
         self.documents = documents
         self.graphiql = graphiql
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
-        return Context(request=request, response=response, db=self.db)
+        return Context(
+            request=request,
+            db=self.db,
+            settings=self.settings,
+            events=self.events,
+            documents=self.documents,
+        )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # A body (or a variables/extensions parameter) must be an object; a batch is a list.
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPError(400, "The request body must be a JSON object")
+        return parsed
 
     # --- HTTP: negotiation, errors as GraphQL bodies -------------------------------------
 
@@ -198,9 +148,8 @@ class SongbookGraphQL(GraphQL[Context, None]):
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         if isinstance(request, Request):
-            # Unacceptable Accept headers are refused later, after GraphiQL had its chance.
-            media_type = negotiate(request.headers.get("accept"))
-            setattr(request.state, _MEDIA_TYPE, media_type)
+            # Negotiated once; an unacceptable Accept is refused after GraphiQL had its chance.
+            setattr(request.state, _MEDIA_TYPE, negotiate(request.headers.get("accept")))
             setattr(request.state, _SUB_RESPONSE, sub_response)
         return sub_response
 
@@ -232,9 +181,6 @@ class SongbookGraphQL(GraphQL[Context, None]):
                 raise HTTPError(
                     415, f"POST a JSON body with Content-Type: {JSON}", headers={"Accept": JSON}
                 )
-            data = self.parse_json(await request.get_body())
-            if not isinstance(data, dict | list):
-                raise HTTPError(400, "The request body must be a JSON object")
         return await super().parse_http_body(request)
 
     def create_response(
@@ -260,16 +206,18 @@ class SongbookGraphQL(GraphQL[Context, None]):
         if sub_response is None:
             return response_data
         sub_response.headers["content-type"] = CONTENT_TYPES[media_type or JSON]
-        if isinstance(result, _Refused) and result.not_found:
+        codes = _codes(result)
+        if isinstance(result, PreExecutionError) and "PERSISTED_QUERY_NOT_FOUND" in codes:
             # APQ's first round trip: every client retries on a 200, and no cache keeps it.
             sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"
             response_data.pop("data", None)
         elif media_type == GRAPHQL_RESPONSE_JSON and is_request_error(result):
-            sub_response.status_code = result.status if isinstance(result, _Refused) else 400
+            statuses = [_REFUSAL_STATUS[code] for code in codes if code in _REFUSAL_STATUS]
+            sub_response.status_code = max(statuses, default=400)
             response_data.pop("data", None)
         return response_data
 
-    # --- Execution: the document policy, and 405 for mutations over GET ------------------
+    # --- Execution: 405 for mutations over GET, no subscriptions over HTTP ---------------
 
     async def execute_single(
         self,
@@ -280,15 +228,14 @@ class SongbookGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        try:
-            resolved = await self.documents.resolve(request_data.query, request_data.extensions)
-        except DocumentRefused as refused:
-            return _Refused(refused)
+        method = request_adapter.method
         # Subscriptions are served over WebSocket only.
-        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
+        if method == "GET" and not self.allow_queries_via_get:
+            allowed -= {OperationType.QUERY}
         try:
-            result = await self.schema.execute(
-                resolved.query,
+            return await self.schema.execute(
+                request_data.query,
                 root_value=root_value,
                 variable_values=request_data.variables,
                 context_value=context,
@@ -299,7 +246,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
         except CannotGetOperationTypeError as error:
             raise HTTPError(400, error.as_http_error_reason()) from error
         except InvalidOperationTypeError as error:
-            if request_adapter.method == "GET" and error.operation_type == OperationType.MUTATION:
+            if method == "GET" and error.operation_type == OperationType.MUTATION:
                 raise HTTPError(
                     405, "Mutations must be sent with POST", headers={"Allow": "POST"}
                 ) from error
@@ -309,9 +256,6 @@ class SongbookGraphQL(GraphQL[Context, None]):
                     "Subscriptions run over a WebSocket to /graphql "
                     "(graphql-transport-ws or graphql-ws), not over HTTP",
                 ) from error
-            raise HTTPError(400, error.as_http_error_reason(request_adapter.method)) from error
+            raise HTTPError(400, error.as_http_error_reason(method)) from error
         except MissingQueryError as error:
             raise HTTPError(400, "No GraphQL query found in the request") from error
-        if not isinstance(result, PreExecutionError):
-            await self.documents.register(resolved)
-        return result

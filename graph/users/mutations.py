@@ -5,16 +5,21 @@ from typing import Annotated
 import strawberry
 
 from graph.core.context import Info
-from graph.core.errors import Error, ValidationErrorType, validation_error
+from graph.core.errors import Error, InvalidInput
+from graph.core.fields import column
 from graph.users.types import User
+from persistence import models
 from persistence.errors import Conflict, ValidationError
+from persistence.repositories import UserRepository
 from persistence.validation import clean_user
 
 
 @strawberry.input(description="A new user.")
 class CreateUserInput:
-    username: str = strawberry.field(description="3-64 letters, digits, dots, dashes or _.")
-    email: str | None = strawberry.field(default=None, description="An email address.")
+    username: str = column(
+        models.User.username, description="3-64 letters, digits, dots, dashes or _."
+    )
+    email: str | None = column(models.User.email, default=None, description="An email address.")
 
 
 @strawberry.type(description="The user was created.")
@@ -28,7 +33,7 @@ class UserConflictError(Error):
 
 
 CreateUserPayload = Annotated[
-    CreateUserSuccess | ValidationErrorType | UserConflictError,
+    CreateUserSuccess | InvalidInput | UserConflictError,
     strawberry.union("CreateUserPayload", description="The result of createUser."),
 ]
 
@@ -36,13 +41,17 @@ CreateUserPayload = Annotated[
 @strawberry.type
 class UserMutation:
     @strawberry.mutation(description="Create a user.")
-    async def create_user(self, info: Info, input: CreateUserInput) -> CreateUserPayload:
+    async def create_user(
+        self,
+        info: Info,
+        input: Annotated[CreateUserInput, strawberry.argument(description="The new user.")],
+    ) -> CreateUserPayload:
         try:
             values = clean_user(input.username, input.email)
             async with info.context.write() as repos:
-                row = await repos.users.create(**values)
+                row = await repos(UserRepository).create(**values)
         except ValidationError as error:
-            return validation_error(error)
+            return InvalidInput.of(error)
         except Conflict as error:
             field = "email" if error.constraint == "uq_users_email" else "username"
             return UserConflictError(message=f"That {field} is already taken", field=field)

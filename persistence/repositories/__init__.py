@@ -1,7 +1,7 @@
 """Repositories: named queries over one session, never committing."""
 
 from persistence.repositories.base import Repository
-from persistence.repositories.jobs import JobRepository, SongJobs
+from persistence.repositories.jobs import JobRepository
 from persistence.repositories.persisted_queries import PersistedQueryRepository
 from persistence.repositories.songs import SongFilter, SongRepository, SongSort, song_order
 from persistence.repositories.users import UserRepository
@@ -11,7 +11,6 @@ __all__ = [
     "PersistedQueryRepository",
     "Repository",
     "SongFilter",
-    "SongJobs",
     "SongRepository",
     "SongSort",
     "UserRepository",

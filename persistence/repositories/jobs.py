@@ -5,7 +5,6 @@ each committed change whichever path made it.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -15,7 +14,7 @@ from persistence.errors import ClaimNotHeld, InvalidTransition, NotFound
 from persistence.events import announce
 from persistence.lifecycle import check_transition, checked_progress
 from persistence.models import Job, JobStatus, Song, utcnow
-from persistence.pagination import KeysetOrder, Page, PageRequest, decode_cursor
+from persistence.pagination import KeysetOrder, Page, PageRequest
 from persistence.repositories.base import Repository
 
 JOBS = cast(sa.Table, Job.__table__)
@@ -28,54 +27,45 @@ NEWEST_FIRST = KeysetOrder(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SongJobs:
-    """One song's slice of its job history, newest first, and whether older jobs follow."""
-
-    jobs: list[Job]
-    has_more: bool
-
-
 class JobRepository(Repository[Job]):
     model = Job
 
     async def jobs_for_songs(
-        self, song_ids: Iterable[str], *, limit: int, after: str | None = None
-    ) -> dict[str, SongJobs]:
-        """Up to `limit` newest jobs of each song, in one statement for all the songs."""
+        self, song_ids: Iterable[str], request: PageRequest
+    ) -> dict[str, Page[Job]]:
+        """One page of each song's jobs, newest first, in one statement for all the songs."""
+        request = request.validated()
         wanted = list(dict.fromkeys(song_ids))
         if not wanted:
             return {}
-        where: list[sa.ColumnElement[bool]] = [Job.song_id.in_(wanted)]
-        if after is not None:
-            where.append(NEWEST_FIRST.beyond(decode_cursor("after", after, NEWEST_FIRST)))
         rank = (
             sa.func.row_number()
-            .over(partition_by=Job.song_id, order_by=NEWEST_FIRST.order_by())
+            .over(
+                partition_by=Job.song_id,
+                order_by=NEWEST_FIRST.order_by(reverse=request.backwards),
+            )
             .label("rank")
         )
-        ranked = sa.select(Job.id, rank).where(*where).subquery()
+        ranked = (
+            sa.select(Job.id, rank)
+            .where(Job.song_id.in_(wanted), *request.bounds(NEWEST_FIRST))
+            .subquery()
+        )
         statement = (
             sa.select(Job)
             .join(ranked, ranked.c.id == Job.id)
-            .where(ranked.c.rank <= limit + 1)
+            .where(ranked.c.rank <= request.size + 1)
             .order_by(Job.song_id, ranked.c.rank)
         )
         grouped: dict[str, list[Job]] = {song_id: [] for song_id in wanted}
         for job in (await self.session.scalars(statement)).all():
             grouped[job.song_id].append(job)
-        return {
-            song_id: SongJobs(jobs=jobs[:limit], has_more=len(jobs) > limit)
-            for song_id, jobs in grouped.items()
-        }
+        return {song_id: request.page_of(jobs, NEWEST_FIRST) for song_id, jobs in grouped.items()}
 
     async def latest_jobs_for_songs(self, song_ids: Iterable[str]) -> dict[str, Job]:
         """The newest job of each song that has one, in one statement."""
-        return {
-            song_id: song_jobs.jobs[0]
-            for song_id, song_jobs in (await self.jobs_for_songs(song_ids, limit=1)).items()
-            if song_jobs.jobs
-        }
+        pages = await self.jobs_for_songs(song_ids, PageRequest(first=1))
+        return {song_id: page.rows[0] for song_id, page in pages.items() if page.rows}
 
     async def list(self, request: PageRequest, status: JobStatus | None = None) -> Page[Job]:
         """A page of all jobs, newest first, optionally of one status."""

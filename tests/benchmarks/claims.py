@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.migrate import upgrade
 from persistence.models import Base
+from persistence.settings import DatabaseSettings
 from tests.benchmarks.scratch import scratch_database
 from tests.jobs import add_pending_jobs, drain_over_http, drain_through_repository
 from tests.live import live_server

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from persistence.config import normalize_database_url
+from persistence.settings import normalize_database_url
 
 
 @asynccontextmanager

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from graph.core.settings import AppSettings
+from graph.core.settings import Settings
 from graph.server.app import create_app
-from persistence.config import DatabaseSettings
 from persistence.database import Database
 from persistence.migrate import upgrade
 from persistence.seed import seed_library
+from persistence.settings import DatabaseSettings
 from tests.benchmarks.scratch import scratch_database
 
 LIBRARY_PAGE = """query($first: Int!, $after: String) {
@@ -61,7 +61,7 @@ async def main(songs: int, postgres: str | None, runs: int) -> None:
                 counted.append(statement)
 
         event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-        app = create_app(AppSettings(database=settings), db=db)
+        app = create_app(Settings(database=settings), db=db)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             baseline = await measure(client, {"first": 5}, runs)

@@ -1,0 +1,89 @@
+"""Subscriptions over WebSocket: Strawberry's protocol handlers, fenced.
+
+Strawberry 0.341 (pinned in pyproject.toml) offers no documented hook for two things a
+WebSocket request needs here, so this module alone overrides handler internals:
+- Its handlers read `payload["query"]` and drop `payload["extensions"]`; a persisted
+  query sent by hash alone has no query and lives in its extensions. The handlers below
+  hand both on, so the schema's DocumentResolution extension (graph/core/documents.py)
+  resolves WebSocket documents exactly as it does HTTP ones.
+- Frames must be text: graphql-ws clients (GraphiQL's among them) only parse text frames,
+  and orjson's bytes would otherwise go out as binary ones.
+"""
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import orjson
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
+
+from graph.core.context import Context
+from graph.core.documents import REQUEST_EXTENSIONS
+
+
+def _with_query(payload: Any) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """The payload with a `query` key (None when sent by hash alone), and its extensions."""
+    payload = dict(payload or {})
+    payload.setdefault("query", None)
+    extensions = payload.get("extensions")
+    return payload, extensions if isinstance(extensions, Mapping) else None
+
+
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends every message as a text frame."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws (GraphiQL, graphql-ws clients, Apollo, urql)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._extensions: dict[str, Mapping[str, Any] | None] = {}
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload, extensions = _with_query(message.get("payload"))
+        if message["id"] not in self.operations:
+            self._extensions[message["id"]] = extensions
+        await super().handle_subscribe(cast(SubscribeMessage, {**message, "payload": payload}))
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # Runs in the operation's own task: the variable is set for this operation only.
+        REQUEST_EXTENSIONS.set(self._extensions.pop(operation.id, None))
+        await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The older subscriptions-transport-ws protocol."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._extensions: dict[str, Mapping[str, Any] | None] = {}
+
+    async def handle_start(self, message: StartMessage) -> None:
+        payload, extensions = _with_query(message.get("payload"))
+        self._extensions[message["id"]] = extensions
+        await super().handle_start(cast(StartMessage, {**message, "payload": payload}))
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        REQUEST_EXTENSIONS.set(self._extensions.pop(operation_id, None))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
