@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,17 +64,8 @@ class JobEvent:
 
     @classmethod
     def of(cls, job: Job) -> "JobEvent":
-        return cls(
-            id=job.id,
-            song_id=job.song_id,
-            status=JobStatus(job.status),
-            progress=job.progress,
-            message=job.message,
-            claimed_by=job.claimed_by,
-            lease_expires_at=job.lease_expires_at,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-        )
+        event = cls(**{name: getattr(job, name) for name in cls.__slots__})
+        return replace(event, status=JobStatus(job.status))
 
     def to_payload(self) -> str:
         payload = orjson.dumps(asdict(self))
@@ -97,6 +88,10 @@ class JobEvent:
     def to_model(self) -> Job:
         """A detached Job row holding the event's values, for code that maps rows."""
         return Job(**{name: getattr(self, name) for name in self.__slots__})
+
+
+# An event carries every column of its job; a column added to jobs must join it.
+assert set(JobEvent.__slots__) == set(Job.__table__.columns.keys()), "JobEvent lacks a column"
 
 
 async def announce(session: AsyncSession, job: Job) -> None:

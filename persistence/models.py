@@ -102,7 +102,7 @@ class Song(Base):
     file_path: Mapped[str | None] = mapped_column(sa.String(1024))
     vocals_path: Mapped[str | None] = mapped_column(sa.String(1024))
     instrumental_path: Mapped[str | None] = mapped_column(sa.String(1024))
-    lyrics: Mapped[str | None] = mapped_column(sa.Text)
+    lyrics: Mapped[str | None] = mapped_column(sa.Text, info={"max_length": 100_000})
     date_added: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
@@ -143,7 +143,7 @@ class Job(Base):
         server_default=JobStatus.PENDING.value,
     )
     progress: Mapped[int] = mapped_column(default=0, server_default="0")
-    message: Mapped[str | None] = mapped_column(sa.Text)
+    message: Mapped[str | None] = mapped_column(sa.Text, info={"max_length": 2_000})
     # The worker that holds a PROCESSING job, and until when; a lapsed lease frees the job.
     claimed_by: Mapped[str | None] = mapped_column(sa.String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

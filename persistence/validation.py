@@ -3,19 +3,26 @@
 import re
 from typing import Any
 
-from persistence.errors import ValidationError
-from persistence.models import SongSource
+import sqlalchemy as sa
 
-TEXT_LIMITS = {
-    "title": 300,
-    "artist": 300,
-    "album": 300,
-    "file_path": 1024,
-    "vocals_path": 1024,
-    "instrumental_path": 1024,
-    "lyrics": 100_000,
-    "message": 2_000,
-}
+from persistence.errors import ValidationError
+from persistence.models import Job, Song, SongSource, User
+
+
+def _text_limits() -> dict[str, int]:
+    """Each text column's longest value: its declared length, or `info["max_length"]` for
+    unbounded text types (lyrics, messages)."""
+    limits: dict[str, int] = {}
+    for model in (Song, Job, User):
+        for column in model.__table__.columns:
+            if isinstance(column.type, sa.String) and not isinstance(column.type, sa.Enum):
+                limit = column.info.get("max_length") or column.type.length
+                if limit:
+                    limits.setdefault(column.key, limit)
+    return limits
+
+
+TEXT_LIMITS = _text_limits()
 REQUIRED_SONG_TEXT = ("title", "artist")
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,64}")
@@ -77,12 +84,6 @@ def check_youtube_source(source: SongSource | None, youtube_id: str | None) -> N
     update would leave it."""
     if source == SongSource.YOUTUBE and not youtube_id:
         raise ValidationError("youtube_id", "a song from YouTube needs its youtube_id")
-
-
-def clean_progress(progress: int) -> int:
-    if not 0 <= progress <= 100:
-        raise ValidationError("progress", "progress must be between 0 and 100")
-    return progress
 
 
 def clean_user(username: str, email: str | None) -> dict[str, Any]:

@@ -5,18 +5,20 @@
 """
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import AliasChoices
 
 from graph.core.settings import Settings
 from graph.server.app import create_app
 from persistence.database import Database
 from persistence.repositories import UserRepository
-from persistence.settings import SettingsError
+from persistence.settings import DatabaseSettings, SettingsError
 from tests.factories import add_song
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -351,3 +353,17 @@ async def test_other_methods_are_405_with_allow(client: httpx.AsyncClient) -> No
         assert other.status_code == 405, method
         assert other.headers["allow"] == "GET, POST"
         assert other.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_the_readme_documents_every_setting() -> None:
+    """The README's table lists exactly the variables the settings read."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE))
+    declared = set()
+    for model in (Settings, DatabaseSettings):
+        for field in model.model_fields.values():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                declared.add(str(alias.choices[0]))
+    assert documented == declared
