@@ -22,7 +22,7 @@ from persistence.database import Database
 from persistence.models import Base, PersistedQuery
 from tests.factories import add_songs
 from tests.live import live_server
-from tests.ws import LEGACY_WS, TRANSPORT_WS, graphql_socket
+from tests.ws import LEGACY_WS, TRANSPORT_WS, GraphQLSocket, graphql_socket
 
 QUERY = "query Count { songs { totalCount } }"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -331,3 +331,94 @@ async def test_the_protocols_own_rules_come_before_the_document_policy(
                 await socket.receive()
         assert duplicate.value.rcvd is not None
         assert duplicate.value.rcvd.code == 4409
+
+
+# --- Automatic persisted queries over WebSocket -----------------------------------------
+
+
+async def send_persisted(
+    socket: GraphQLSocket, id: str, sha: str, query: str | None = None
+) -> None:
+    """Start an operation named by its hash, with its text when `query` is given."""
+    payload: dict[str, Any] = {"extensions": persisted(sha)}
+    if query is not None:
+        payload["query"] = query
+    kind = "subscribe" if socket.protocol == TRANSPORT_WS else "start"
+    await socket.send({"id": id, "type": kind, "payload": payload})
+
+
+async def refusal_codes(socket: GraphQLSocket) -> list[str]:
+    """The codes of the errors that refuse the next operation, however the protocol says it."""
+    message = await socket.receive()
+    if message["type"] in ("next", "data"):
+        assert "data" not in message["payload"] or message["payload"]["data"] is None, message
+        errors = message["payload"]["errors"]
+    else:
+        assert message["type"] == "error", message
+        payload = message["payload"]
+        errors = payload if isinstance(payload, list) else [payload]
+    return [error.get("extensions", {}).get("code") for error in errors]
+
+
+LIVE = "subscription Live { jobUpdated { status } }"
+ADD = (
+    'mutation Add { createSongWithJob(input: {title: "Hello", artist: "Adele", '
+    "source: UPLOAD}) { __typename } }"
+)
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_apq_registers_a_subscription_over_websocket(
+    empty_url: str, tmp_path: Path, protocol: str
+) -> None:
+    sha = sha256(LIVE)
+    with live_server(empty_url, tmp_path) as server:
+        async with graphql_socket(server.ws_url, protocol) as socket:
+            # Unknown: the client is asked for the document, as over HTTP.
+            await send_persisted(socket, "miss", sha)
+            assert await refusal_codes(socket) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+        async with graphql_socket(server.ws_url, protocol) as registering:
+            await send_persisted(registering, "register", sha, LIVE)
+            await registering.expect_silence(0.5)  # subscribed, waiting for job changes
+
+            async with graphql_socket(server.ws_url, protocol) as by_hash:
+                await send_persisted(by_hash, "by-hash", sha)
+                await by_hash.expect_silence(0.5)  # found and subscribed, not refused
+                async with httpx.AsyncClient() as http:
+                    added = await http.post(server.graphql_url, json={"query": ADD})
+                assert added.json() == {
+                    "data": {"createSongWithJob": {"__typename": "CreateSongWithJobSuccess"}}
+                }
+                assert await by_hash.next_data() == {"jobUpdated": {"status": "PENDING"}}
+                assert await registering.next_data() == {"jobUpdated": {"status": "PENDING"}}
+
+
+async def test_apq_registers_a_query_over_websocket_for_every_transport(
+    empty_url: str, tmp_path: Path
+) -> None:
+    """graphql-transport-ws runs queries too; one registered there runs by hash alone over
+    WebSocket, POST and GET alike (the legacy graphql-ws only runs subscriptions)."""
+    sha = sha256(QUERY)
+    with live_server(empty_url, tmp_path) as server:
+        async with graphql_socket(server.ws_url, TRANSPORT_WS) as socket:
+            await send_persisted(socket, "miss", sha)
+            assert await refusal_codes(socket) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+            await send_persisted(socket, "register", sha, QUERY)
+            assert await socket.next_data() == {"songs": {"totalCount": 0}}
+            assert await socket.receive() == {"id": "register", "type": "complete"}
+
+        async with graphql_socket(server.ws_url, TRANSPORT_WS) as socket:
+            await send_persisted(socket, "by-hash", sha)
+            assert await socket.next_data() == {"songs": {"totalCount": 0}}
+
+        async with httpx.AsyncClient() as http:
+            by_post = await http.post(server.graphql_url, json={"extensions": persisted(sha)})
+            assert by_post.json() == {"data": {"songs": {"totalCount": 0}}}
+            by_get = await http.get(
+                server.graphql_url,
+                params={"operationName": "Count", "extensions": json.dumps(persisted(sha))},
+            )
+            assert by_get.status_code == 200
+            assert by_get.json() == {"data": {"songs": {"totalCount": 0}}}
