@@ -40,18 +40,18 @@ def _placeholder(context: ExecutionContext) -> str:
     return f"{kind.value} {name} {{ __typename }}"
 
 
+# The one refusal a client recovers from by sending the query text (APQ's first round
+# trip); Apollo Client and urql retry on exactly this code or the message "PersistedQueryNotFound".
+PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+
+
 class DocumentRefused(Exception):
-    """The request names no document Songbook will run; `code` is the error's code.
+    """The request names no document Songbook will run; `code` is the error's code."""
 
-    `not_found` marks the one refusal a client is expected to recover from by sending the
-    query text (APQ's first round trip).
-    """
-
-    def __init__(self, message: str, code: str, *, not_found: bool = False) -> None:
+    def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
-        self.not_found = not_found
 
     def as_graphql_error(self) -> GraphQLError:
         return GraphQLError(self.message, extensions={"code": self.code})

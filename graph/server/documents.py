@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from graph.core.documents import DocumentRefused, Resolved
+from graph.core.documents import PERSISTED_QUERY_NOT_FOUND, DocumentRefused, Resolved
 from persistence.database import Database
 from persistence.errors import Conflict, DatabaseUnavailable, DomainError
 from persistence.repositories import PersistedQueryRepository
@@ -38,8 +38,7 @@ MAX_STORED_DOCUMENT_BYTES = 64 * 1024
 
 
 def persisted_query_not_found() -> DocumentRefused:
-    # Apollo Client and urql retry on exactly this message or this code.
-    return DocumentRefused("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND", not_found=True)
+    return DocumentRefused("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
 
 
 def sha256_hex(document: str) -> str:

@@ -31,6 +31,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph.core.context import Context
+from graph.core.documents import PERSISTED_QUERY_NOT_FOUND
 from graph.core.settings import Settings
 from graph.server.documents import DocumentPolicy
 from graph.server.http import (
@@ -207,7 +208,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
             return response_data
         sub_response.headers["content-type"] = CONTENT_TYPES[media_type or JSON]
         codes = _codes(result)
-        if isinstance(result, PreExecutionError) and "PERSISTED_QUERY_NOT_FOUND" in codes:
+        if isinstance(result, PreExecutionError) and PERSISTED_QUERY_NOT_FOUND in codes:
             # APQ's first round trip: every client retries on a 200, and no cache keeps it.
             sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"
             response_data.pop("data", None)
