@@ -28,14 +28,20 @@ REQUEST_EXTENSIONS: contextvars.ContextVar[Mapping[str, Any] | None] = contextva
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 
 
+def provided_operation_name(context: ExecutionContext) -> str | None:
+    """The operation name as the request gave it. ExecutionContext.operation_name falls back
+    to the document's first operation (parsing it to find one), so this reads the private
+    attribute behind it: Strawberry 0.341, pinned in pyproject.toml."""
+    name = getattr(context, "_provided_operation_name", None)
+    return name if isinstance(name, str) else None
+
+
 def _placeholder(context: ExecutionContext) -> str:
     """What a refused request's operation parses as: an operation of a type the transport
     allows, named as the request asked, so it is found and validated (from the caches) but
     never runs, since the refusal takes the place of its validation errors."""
     kind = next(k for k in OperationType if k in context.allowed_operations)
-    # The name as the request gave it: a private attribute of Strawberry 0.341 (pinned),
-    # since the public one would parse the document to find it.
-    name = getattr(context, "_provided_operation_name", None)
+    name = provided_operation_name(context)
     name = name if name is not None and _NAME.fullmatch(name) else ""
     return f"{kind.value} {name} {{ __typename }}"
 

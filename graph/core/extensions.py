@@ -13,7 +13,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from graph.core.documents import DocumentResolution
+from graph.core.documents import DocumentResolution, provided_operation_name
 from graph.core.errors import camel_case
 from persistence import errors as domain
 
@@ -108,9 +108,7 @@ class OperationNameRequired(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        # The name as the request gave it: ExecutionContext.operation_name falls back to
-        # the first operation's. A private attribute of Strawberry 0.341 (pinned).
-        named = getattr(context, "_provided_operation_name", None) is not None
+        named = provided_operation_name(context) is not None
         if document is not None and not named:
             operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
             if len(operations) > 1:
