@@ -42,6 +42,10 @@ _EXPECTED = {
 def _explain(error: pydantic.ValidationError) -> str:
     problems = []
     for detail in error.errors(include_input=False):
+        if detail["type"] == "value_error":
+            # A rule across settings (a model validator): its message says it all.
+            problems.append(str(detail.get("ctx", {}).get("error", detail["msg"])))
+            continue
         name = ".".join(str(part) for part in detail["loc"]) or error.title
         template = _EXPECTED.get(detail["type"])
         expected = template.format(**detail.get("ctx", {})) if template else detail["msg"]

@@ -327,7 +327,7 @@ def test_settings_default_and_refuse_what_does_not_parse(monkeypatch: pytest.Mon
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SONGBOOK_APQ_CACHE_SIZE", "")  # empty counts as unset
     defaults = Settings.load()
-    assert defaults.graphiql is True and defaults.cors_origins == ()
+    assert defaults.graphiql_on is True and defaults.cors_origins == ()
     assert defaults.trusted_documents is None and defaults.apq_cache_size == 1_000
     # One rule for every switch, and the value itself is never repeated back.
     for name, value, expected in [

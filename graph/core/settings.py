@@ -6,12 +6,13 @@ request through its context.
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from persistence.settings import DatabaseSettings, EnvironmentSettings, env
+from graph.core.identity import Role
+from persistence.settings import DatabaseSettings, EnvironmentSettings, SettingsError, env
 
 # Where `make install` puts GraphiQL's browser bundles (graph/server/graphiql/package.json).
 DEFAULT_GRAPHIQL_ASSETS = (
@@ -19,14 +20,56 @@ DEFAULT_GRAPHIQL_ASSETS = (
 )
 
 
+# The roles a request without a token may be given.
+ANONYMOUS_ROLES = (Role.NONE, Role.READER, Role.EDITOR)
+
+
 class Settings(EnvironmentSettings):
     """Everything `create_app` needs; each field names its environment variable."""
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    graphiql: bool = env(
+    environment: Literal["development", "production"] = env(
+        "SONGBOOK_ENV",
+        "`production` turns introspection, GraphiQL and error suggestions off, makes "
+        "anonymous callers readers, and refuses an unsafe configuration at start-up.",
+        "development",
+    )
+    anonymous: Role | None = env(
+        "SONGBOOK_ANONYMOUS",
+        "The role of requests without a token: `none`, `reader` or `editor` (default: "
+        "`editor` in development, `reader` in production).",
+        None,
+    )
+    jwt_secret: SecretStr | None = env(
+        "SONGBOOK_JWT_SECRET", "Verify JWTs signed with this HS256 secret.", None
+    )
+    jwt_jwks_url: str | None = env(
+        "SONGBOOK_JWT_JWKS_URL",
+        "Verify RS256/ES256 JWTs with the identity provider's keys at this URL (cached).",
+        None,
+    )
+    jwt_issuer: str | None = env("SONGBOOK_JWT_ISSUER", "A JWT's `iss` must be this.", None)
+    jwt_audience: str | None = env(
+        "SONGBOOK_JWT_AUDIENCE", "A JWT's `aud` must include this.", None
+    )
+    token_cache_seconds: float = env(
+        "SONGBOOK_TOKEN_CACHE_SECONDS",
+        "How long a process trusts an API token it has checked before looking again; a "
+        "revocation reaches every process within this time.",
+        5.0,
+        gt=0,
+        le=10,
+    )
+    introspection: bool | None = env(
+        "SONGBOOK_INTROSPECTION",
+        "Answer introspection queries (default: on in development, off in production).",
+        None,
+    )
+    graphiql: bool | None = env(
         "SONGBOOK_GRAPHIQL",
-        "Serve GraphiQL to browsers at /graphql (off: GET /graphql only runs queries).",
-        True,
+        "Serve GraphiQL to browsers at /graphql (default: on in development, off in "
+        "production; off: GET /graphql only runs queries).",
+        None,
     )
     graphiql_assets: Path = env(
         "SONGBOOK_GRAPHIQL_ASSETS",
@@ -72,6 +115,92 @@ class Settings(EnvironmentSettings):
         256,
         ge=1,
     )
+
+    max_body_bytes: int = env(
+        "SONGBOOK_MAX_BODY_BYTES",
+        "The largest request body (and WebSocket message) accepted, in bytes.",
+        2 * 1024 * 1024,
+        ge=1024,
+    )
+    max_tokens: int = env(
+        "SONGBOOK_MAX_TOKENS", "The most tokens a GraphQL document may hold.", 15_000, ge=100
+    )
+    max_depth: int = env(
+        "SONGBOOK_MAX_DEPTH", "How deeply an operation's fields may nest.", 12, ge=1
+    )
+    max_aliases: int = env(
+        "SONGBOOK_MAX_ALIASES", "The most aliases an operation may use.", 30, ge=0
+    )
+    max_nodes: int = env(
+        "SONGBOOK_MAX_NODES",
+        "The most nodes an operation may ask for: along each path the product of the page "
+        "sizes (`first`/`last`), summed over the fields.",
+        100_000,
+        ge=1,
+    )
+    request_timeout: float = env(
+        "SONGBOOK_REQUEST_TIMEOUT",
+        "Seconds a request may run before it is ended with the code TIMEOUT.",
+        30.0,
+        gt=0,
+    )
+    ws_max_subscriptions: int = env(
+        "SONGBOOK_WS_MAX_SUBSCRIPTIONS",
+        "The most subscriptions one WebSocket connection may hold open.",
+        100,
+        ge=1,
+    )
+    shutdown_grace: float = env(
+        "SONGBOOK_SHUTDOWN_GRACE",
+        "Seconds in-flight requests may take to finish after SIGTERM.",
+        30.0,
+        ge=0,
+    )
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> "Settings":
+        if self.jwt_secret is not None and self.jwt_jwks_url is not None:
+            raise SettingsError("set SONGBOOK_JWT_SECRET or SONGBOOK_JWT_JWKS_URL, not both")
+        if (self.jwt_issuer or self.jwt_audience) and not self.jwt_configured:
+            raise SettingsError(
+                "SONGBOOK_JWT_ISSUER or SONGBOOK_JWT_AUDIENCE is set but no key is: set "
+                "SONGBOOK_JWT_SECRET or SONGBOOK_JWT_JWKS_URL"
+            )
+        if self.production and self.anonymous_role is Role.EDITOR:
+            raise SettingsError(
+                "SONGBOOK_ANONYMOUS=editor lets anyone change the library: not allowed with "
+                "SONGBOOK_ENV=production"
+            )
+        if self.anonymous is not None and self.anonymous not in ANONYMOUS_ROLES:
+            raise SettingsError("SONGBOOK_ANONYMOUS must be none, reader or editor")
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def anonymous_role(self) -> Role:
+        if self.anonymous is not None:
+            return self.anonymous
+        return Role.READER if self.production else Role.EDITOR
+
+    @property
+    def introspection_on(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.production
+
+    @property
+    def graphiql_on(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.production
+
+    @property
+    def suggestions_on(self) -> bool:
+        """Whether errors may suggest names ("Did you mean ...?"): development only."""
+        return not self.production
+
+    @property
+    def jwt_configured(self) -> bool:
+        return self.jwt_secret is not None or self.jwt_jwks_url is not None
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         TrustedDocuments.load(settings.trusted_documents) if settings.trusted_documents else None
     )
     store = PersistedQueries(db, settings.apq_max_documents, settings.apq_cache_size)
-    graphiql = GraphiQLPage.build(settings.graphiql_assets) if settings.graphiql else None
+    graphiql = GraphiQLPage.build(settings.graphiql_assets) if settings.graphiql_on else None
     view = SongbookGraphQL(
         schema,
         db=db,
