@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from persistence.database import open_sqlite
 from persistence.models import Base
 from persistence.settings import DatabaseSettings, normalize_database_url
 
@@ -65,7 +66,16 @@ def do_run_migrations(connection: Connection) -> None:
 
 async def run_migrations_online() -> None:
     url = database_url()
-    engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+    # Connections open as the server's own do: connecting to PostgreSQL gives up in time
+    # (statements have no limit: a migration may rightly take long), and a SQLite file
+    # that cannot be opened leaves no thread behind.
+    connect_args: dict[str, Any] = {}
+    backend = sa.make_url(url).get_backend_name()
+    if backend == "postgresql":
+        connect_args = {"timeout": DatabaseSettings.load().connect_timeout}
+    elif backend == "sqlite":
+        connect_args = {"async_creator_fn": open_sqlite}
+    engine = create_async_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import re
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,13 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from persistence.errors import Conflict, DatabaseUnavailable, ValidationError
+from persistence.errors import (
+    Conflict,
+    DatabaseTimeout,
+    DatabaseUnavailable,
+    DomainError,
+    ValidationError,
+)
 from persistence.models import Base
 from persistence.settings import DatabaseSettings
 
@@ -77,19 +84,99 @@ def translate_integrity_error(error: sa.exc.IntegrityError) -> Conflict | Valida
     return Conflict(name, f"A record with the same value already exists ({name})")
 
 
+# SQLSTATEs that mean the database cannot serve this process now, not that a statement was
+# wrong, each with the reason a log line gives: whole classes, then single codes.
+_UNAVAILABLE_CLASSES = {
+    "08": "the connection failed",
+    "28": "the database refused the credentials",
+    "53": "the database is out of resources",
+}
+_UNAVAILABLE_SQLSTATES = {
+    "53300": "the database has too many connections",
+    "57P01": "the database server ended the connection",
+    "57P02": "the database server crashed",
+    "57P03": "the database server is starting up or shutting down",
+    "57P04": "the database was dropped",
+    "57P05": "the database server ended an idle connection",
+    "3D000": "the database does not exist",
+    # How PostgreSQL refuses connections to a database with ALLOW_CONNECTIONS false.
+    "55000": "the database is not accepting connections",
+    "55006": "the database is in use by other sessions",
+}
+# A statement cancelled by the server: by statement_timeout, or at our request.
+_QUERY_CANCELED = "57014"
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, wrapped or not (asyncpg's errors carry one)."""
+    orig = getattr(error, "orig", None)
+    for candidate in (error, orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(error, TimeoutError):
+        return "the database did not answer in time"
+    if isinstance(error, ConnectionError):
+        return "the connection was lost"
+    # strerror is the system's words alone, where str(error) may name the host and port.
+    if error.strerror:
+        return f"the database server is unreachable ({error.strerror})"
+    return "the database server is unreachable"
+
+
+def unavailable_reason(error: BaseException) -> str | None:
+    """Why `error` means the database cannot be used, in words fit for a log line (no
+    host, name, SQL or value); None when the error is the statement's own."""
+    if isinstance(error, DatabaseUnavailable):
+        return error.reason
+    if isinstance(error, sa.exc.TimeoutError):
+        return "no database connection came free in time"
+    code = _sqlstate(error)
+    if code is not None and (
+        reason := _UNAVAILABLE_SQLSTATES.get(code) or _UNAVAILABLE_CLASSES.get(code[:2])
+    ):
+        return f"{reason} (SQLSTATE {code})"
+    if isinstance(error, sa.exc.DBAPIError):
+        orig = error.orig
+        if orig is not None and (match := _SQLITE_UNAVAILABLE.search(str(orig))):
+            return f"SQLite: {match.group(0).lower()}"
+        if isinstance(getattr(orig, "__cause__", None), OSError):
+            return _os_reason(orig.__cause__)  # type: ignore[union-attr, arg-type]
+        if error.connection_invalidated:
+            return "the connection was lost"
+        if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
+            # Beyond those above, SQLite's operational errors are the statement's.
+            return None if "sqlite" in type(orig).__module__ else "the connection failed"
+        return None
+    if isinstance(error, OSError):
+        return _os_reason(error)
+    return None
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether an error means the database cannot be reached, rather than a bad statement."""
-    if isinstance(error, DatabaseUnavailable):
-        return True
-    if isinstance(error, sa.exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
-            orig = error.orig
-            if orig is not None and _SQLITE_UNAVAILABLE.search(str(orig)):
-                return True
-            return "sqlite" not in type(orig).__module__
-    return isinstance(error, OSError | ConnectionError | TimeoutError)
+    return unavailable_reason(error) is not None
+
+
+def translate_error(error: BaseException) -> DomainError | None:
+    """The domain error a driver error stands for, when it is not the statement's fault:
+    DatabaseUnavailable, or DatabaseTimeout for a statement the database cancelled."""
+    if isinstance(error, DatabaseUnavailable | DatabaseTimeout):
+        return None
+    if _sqlstate(error) == _QUERY_CANCELED:
+        return DatabaseTimeout()
+    reason = unavailable_reason(error)
+    return DatabaseUnavailable(reason=reason) if reason is not None else None
+
+
+# Seconds `Database.dispose` lets connections close politely before cutting them.
+DISPOSE_TIMEOUT = 2.0
 
 
 class Database:
@@ -109,6 +196,10 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False, info=self.session_info
         )
+        # PostgreSQL's driver connections opened and not yet collected, to cut at disposal.
+        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        if not settings.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", self._track)
 
     @property
     def dialect(self) -> str:
@@ -122,9 +213,9 @@ class Database:
         try:
             async with self._sessions() as session:
                 yield session
-        except BaseException as error:
-            if is_unavailable(error) and not isinstance(error, DatabaseUnavailable):
-                raise DatabaseUnavailable() from error
+        except Exception as error:
+            if (translated := translate_error(error)) is not None:
+                raise translated from error
             raise
 
     @contextlib.asynccontextmanager
@@ -141,27 +232,77 @@ class Database:
                 yield session
         except sa.exc.IntegrityError as error:
             raise translate_integrity_error(error) from error
-        except BaseException as error:
-            if is_unavailable(error) and not isinstance(error, DatabaseUnavailable):
-                raise DatabaseUnavailable() from error
+        except Exception as error:
+            if (translated := translate_error(error)) is not None:
+                raise translated from error
             raise
 
     async def dispose(self) -> None:
+        """Close the pool's connections. Each gets a moment to say goodbye and is cut
+        past it, so shutting down never waits on a database that stops answering."""
+
+        async def close(connection: Any) -> None:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=DISPOSE_TIMEOUT)
+
+        # The driver's own close gives up quietly; the pool's would log each timeout.
+        await asyncio.gather(*(close(c) for c in list(self._connections)))
         await self.engine.dispose()
+
+    def _track(self, dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
+        self._connections.add(dbapi_connection.driver_connection)
 
 
 def _create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    if not settings.is_sqlite:
-        return create_async_engine(
-            settings.url,
-            echo=settings.echo,
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
-            pool_pre_ping=settings.pool_pre_ping,
-            pool_recycle=settings.pool_recycle,
-        )
+    if settings.is_sqlite:
+        return _create_sqlite_engine(settings)
+    return _create_postgres_engine(settings)
 
-    engine = create_async_engine(settings.url, echo=settings.echo)
+
+def _create_postgres_engine(settings: DatabaseSettings) -> AsyncEngine:
+    # Bounds on every wait, so a database that stops answering never holds a request or a
+    # pool slot forever: connecting, waiting for a free connection, and each statement
+    # (cancelled by the server itself past statement_timeout).
+    server_settings = {}
+    if settings.statement_timeout > 0:
+        server_settings["statement_timeout"] = str(round(settings.statement_timeout * 1000))
+    return create_async_engine(
+        settings.url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_pre_ping=settings.pool_pre_ping,
+        pool_recycle=settings.pool_recycle,
+        pool_timeout=settings.pool_timeout,
+        connect_args={"timeout": settings.connect_timeout, "server_settings": server_settings},
+    )
+
+
+async def open_sqlite(database: str, **options: Any) -> Any:
+    """An aiosqlite connection, or the error opening it once aiosqlite's thread has ended.
+
+    aiosqlite 0.22 (pinned) stops the thread of a connection that failed to open without
+    waiting for it; the thread's last callback then meets whatever loop is current, closed
+    or not ("Event loop is closed" in a later test). Waiting for it here leaves nothing
+    behind.
+    """
+    import aiosqlite
+
+    connection = aiosqlite.connect(database, **options)
+    thread = connection._thread
+    # As SQLAlchemy does for the connections it opens: never keep the process alive.
+    thread.daemon = True
+    try:
+        return await connection
+    except BaseException:
+        await asyncio.to_thread(thread.join)
+        raise
+
+
+def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
+    engine = create_async_engine(
+        settings.url, echo=settings.echo, connect_args={"async_creator_fn": open_sqlite}
+    )
     busy_timeout = settings.sqlite_busy_timeout_ms
 
     @event.listens_for(engine.sync_engine, "connect")

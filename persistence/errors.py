@@ -33,9 +33,22 @@ class ValidationError(DomainError):
 
 
 class DatabaseUnavailable(DomainError):
-    """The database could not be reached, or the connection was lost."""
+    """The database could not be reached, or the connection was lost.
 
-    def __init__(self, message: str = "The database is unavailable") -> None:
+    `reason` says why in a few words fit for a log line: never a host, a name or a value.
+    """
+
+    def __init__(
+        self, message: str = "The database is unavailable", reason: str = "unavailable"
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DatabaseTimeout(DomainError):
+    """A statement ran past the database's statement timeout and was cancelled there."""
+
+    def __init__(self, message: str = "The database took too long to answer") -> None:
         super().__init__(message)
 
 

@@ -106,6 +106,26 @@ class DatabaseSettings(EnvironmentSettings):
     pool_pre_ping: bool = env(
         "SONGBOOK_DB_POOL_PRE_PING", "Check a PostgreSQL connection before use.", True
     )
+    pool_timeout: float = env(
+        "SONGBOOK_DB_POOL_TIMEOUT",
+        "Seconds a request waits for a free PostgreSQL connection before it is answered "
+        "DATABASE_UNAVAILABLE.",
+        5.0,
+        gt=0,
+    )
+    connect_timeout: float = env(
+        "SONGBOOK_DB_CONNECT_TIMEOUT",
+        "Seconds to wait for PostgreSQL to accept a new connection.",
+        3.0,
+        gt=0,
+    )
+    statement_timeout: float = env(
+        "SONGBOOK_DB_STATEMENT_TIMEOUT",
+        "Seconds PostgreSQL lets one statement run before cancelling it (0: no limit); "
+        "keep it under SONGBOOK_REQUEST_TIMEOUT.",
+        25.0,
+        ge=0,
+    )
     sqlite_busy_timeout_ms: int = env(
         "SONGBOOK_SQLITE_BUSY_TIMEOUT_MS",
         "How long a SQLite writer waits for the lock, in milliseconds.",

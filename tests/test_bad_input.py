@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+import threading
 from typing import Any
 
 import httpx
@@ -377,7 +378,8 @@ async def test_queries_deeper_than_the_limit_are_refused(gql: GraphQLClient) -> 
     ],
 )
 async def test_unreachable_database_is_reported_without_details(url: str) -> None:
-    db = Database(DatabaseSettings(url=url))
+    threads_before = set(threading.enumerate())
+    db = Database(DatabaseSettings(url=url, connect_timeout=2))
     app = create_app(Settings(database=db.settings), db=db)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://songbook.test"
@@ -411,3 +413,7 @@ async def test_unreachable_database_is_reported_without_details(url: str) -> Non
                 }
             ]
     await db.dispose()
+    # A connection that failed to open left no thread behind (aiosqlite's worker would
+    # otherwise call into this test's event loop after it closed).
+    new_threads = set(threading.enumerate()) - threads_before
+    assert [t for t in new_threads if "_connection_worker_thread" in t.name] == []
