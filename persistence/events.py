@@ -12,6 +12,11 @@ A unit of work announces each job it changes with `announce(session, job)`:
 
 Subscribers read through a bounded queue. Publishing never waits for a subscriber: one
 whose queue is full is dropped and told so (`SubscriberTooSlow`) when it next reads.
+
+No subscriber misses an event silently. When the LISTEN connection is lost, whatever was
+committed until it is back never reaches this process: every subscription is ended with
+DatabaseUnavailable (clients subscribe again and read what they follow), and new ones are
+refused the same way until the listener is back.
 """
 
 import asyncio
@@ -28,7 +33,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from persistence.errors import SubscriberTooSlow
+from persistence.database import unavailable_reason
+from persistence.errors import DatabaseUnavailable, SubscriberTooSlow
 from persistence.models import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -125,6 +131,8 @@ class Subscription:
         self.limit = limit
         self._queue: asyncio.Queue[JobEvent | None] = asyncio.Queue(limit + 1)
         self.too_slow = False
+        # Why events may have been missed, once they may have been.
+        self.interrupted: str | None = None
         self.closed = False
 
     def offer(self, job_event: JobEvent) -> bool:
@@ -145,15 +153,25 @@ class Subscription:
             # The queue keeps one slot spare for this wake-up call.
             self._queue.put_nowait(None)
 
+    def interrupt(self, reason: str) -> None:
+        """End the subscription with an error: events may have been missed."""
+        if not self.closed:
+            self.interrupted = reason
+            self.close()
+
+    def _check(self) -> None:
+        if self.too_slow:
+            raise SubscriberTooSlow(self.limit)
+        if self.interrupted is not None:
+            raise DatabaseUnavailable(reason=self.interrupted)
+
     def __aiter__(self) -> "Subscription":
         return self
 
     async def __anext__(self) -> JobEvent:
-        if self.too_slow:
-            raise SubscriberTooSlow(self.limit)
+        self._check()
         job_event = await self._queue.get()
-        if self.too_slow:
-            raise SubscriberTooSlow(self.limit)
+        self._check()
         if job_event is None:
             raise StopAsyncIteration
         return job_event
@@ -162,11 +180,20 @@ class Subscription:
 class JobEvents:
     """One per process (per Database): fans committed job changes out to subscribers."""
 
+    # How often the listener checks its connection, and how long it waits for an answer:
+    # a network that silently stops carrying packets never closes the socket.
+    CHECK_EVERY = 10.0
+    CHECK_TIMEOUT = 5.0
+    NOT_LISTENING = "live updates lost their database connection"
+
     def __init__(self, db: "Database") -> None:
         self._db = db
         self._subscriptions: set[Subscription] = set()
         self._listener: asyncio.Task[None] | None = None
         self._refetches: set[asyncio.Task[None]] = set()
+        # Whether this process hears every committed change (PostgreSQL: while its LISTEN
+        # connection is up; SQLite: always, the changes are its own).
+        self.listening = db.dialect != "postgresql"
         # Sessions of `db` find the bus here once they commit (SQLite's in-process events).
         db.session_info[EVENTS_KEY] = self
 
@@ -188,6 +215,8 @@ class JobEvents:
     ) -> Iterator[Subscription]:
         """Events committed from now until the block ends, those `matches` accepts."""
         subscription = Subscription(matches, limit)
+        if not self.listening:
+            subscription.interrupt(self.NOT_LISTENING)
         self._subscriptions.add(subscription)
         try:
             yield subscription
@@ -222,6 +251,7 @@ class JobEvents:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+            self.listening = False
         for task in list(self._refetches):
             task.cancel()
         for subscription in list(self._subscriptions):
@@ -231,38 +261,65 @@ class JobEvents:
     async def _listen(self, listening: asyncio.Event) -> None:
         """Keep one LISTEN connection open, reconnecting after a loss.
 
-        Events committed while the connection is down are not replayed: a subscriber that
-        must not miss a state reads the job again (query `job`) when it resubscribes.
+        Events committed while the connection is down are not replayed: the subscriptions
+        it served are ended with an error when it is lost (`_lost`), and their clients
+        read the job again when they subscribe again.
         """
         import asyncpg
 
         dsn = sa.make_url(self._db.settings.url).set(drivername="postgresql")
+        timeout = self._db.settings.connect_timeout
         delay = 0.1
         while True:
             connection: Any = None
             try:
-                connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+                connection = await asyncpg.connect(
+                    dsn.render_as_string(hide_password=False), timeout=timeout
+                )
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                await connection.add_listener(CHANNEL, self._on_notification)
-                listening.set()
+                await asyncio.wait_for(
+                    connection.add_listener(CHANNEL, self._on_notification), timeout
+                )
+                self._listening_again(listening)
                 delay = 0.1
                 while not lost.is_set():
-                    # A silent network loss never closes the socket: ask now and then.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 30)
+                        await asyncio.wait_for(lost.wait(), self.CHECK_EVERY)
                     if not lost.is_set():
-                        await asyncio.wait_for(connection.fetchval("SELECT 1"), 10)
+                        await asyncio.wait_for(connection.fetchval("SELECT 1"), self.CHECK_TIMEOUT)
+                self._lost("the connection was lost")
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("Job events listener lost its connection", exc_info=True)
+            except Exception as error:
+                self._lost(unavailable_reason(error) or type(error).__name__)
             finally:
                 if connection is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(connection.close(), 5)
+                    # Never a polite close: the connection is gone or going.
+                    connection.terminate()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _listening_again(self, listening: asyncio.Event) -> None:
+        if listening.is_set():
+            logger.warning("Job events listener is listening again")
+        listening.set()
+        self.listening = True
+
+    def _lost(self, reason: str) -> None:
+        """The listener is not listening: tell every subscriber, once per outage."""
+        if not self.listening:
+            return
+        self.listening = False
+        subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.interrupt(self.NOT_LISTENING)
+        self._subscriptions.clear()
+        logger.warning(
+            "Job events listener lost its connection (%s); ended %d subscriptions",
+            reason,
+            len(subscriptions),
+        )
 
     def _on_notification(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         try:

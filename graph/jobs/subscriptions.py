@@ -11,7 +11,7 @@ from graph.core.errors import BadUserInput
 from graph.core.relay import GlobalId, Node
 from graph.jobs.loaders import prime_job
 from graph.jobs.types import Job
-from persistence.errors import SubscriberTooSlow
+from persistence.errors import DatabaseUnavailable, SubscriberTooSlow
 from persistence.events import JobEvent
 
 
@@ -32,7 +32,9 @@ class JobSubscription:
         description=(
             "Each change of the matching jobs, once it has committed: of one job, of one "
             "song's jobs, or of every job when neither is given. A subscriber that falls "
-            "too far behind receives an error (code SUBSCRIBER_TOO_SLOW) and is ended."
+            "too far behind receives an error (code SUBSCRIBER_TOO_SLOW) and is ended; so "
+            "is every subscriber when changes may have been missed because the database "
+            "was unavailable (code DATABASE_UNAVAILABLE)."
         )
     )
     async def job_updated(
@@ -67,4 +69,10 @@ class JobSubscription:
             except SubscriberTooSlow as error:
                 raise GraphQLError(
                     error.message, extensions={"code": "SUBSCRIBER_TOO_SLOW"}
+                ) from None
+            except DatabaseUnavailable:
+                raise GraphQLError(
+                    "Live updates stopped: the database is unavailable, and changes may have "
+                    "been missed. Subscribe again, then read the jobs you follow.",
+                    extensions={"code": "DATABASE_UNAVAILABLE"},
                 ) from None
