@@ -52,15 +52,17 @@ PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 
 
 class DocumentRefused(Exception):
-    """The request names no document Songbook will run; `code` is the error's code."""
+    """The request names no document Songbook will run; `code` is the error's code, and
+    `cause` the failure behind it, if any (a database that could not be asked)."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, cause: Exception | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.cause = cause
 
     def as_graphql_error(self) -> GraphQLError:
-        return GraphQLError(self.message, extensions={"code": self.code})
+        return GraphQLError(self.message, extensions={"code": self.code}, original_error=self.cause)
 
 
 @dataclass(frozen=True, slots=True)

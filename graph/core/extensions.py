@@ -34,6 +34,8 @@ def _coded(error: GraphQLError, message: str, code: str, **more: object) -> Grap
         source=error.source,
         positions=error.positions,
         path=error.path,
+        # Kept for the server's eyes (logging); clients see message and extensions only.
+        original_error=error.original_error,
         extensions={**(error.extensions or {}), **more, "code": code},
     )
 
@@ -55,6 +57,17 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [self.classify(error) for error in result.errors]
+            self.log_outage(result.errors)
+
+    @staticmethod
+    def log_outage(errors: list[GraphQLError]) -> None:
+        """One line per operation the database failed, however many of its fields failed:
+        an outage must not bury the log in tracebacks. (Subscriptions ended because live
+        updates lost the database are the job-event listener's to report, once.)"""
+        for error in errors:
+            if isinstance(error.original_error, domain.DatabaseUnavailable):
+                logger.warning("Database unavailable: %s", error.original_error.reason)
+                return
 
     def classify(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -64,6 +77,8 @@ class ErrorCodes(SchemaExtension):
             return _coded(error, error.message, str(code))
         if isinstance(original, domain.DatabaseUnavailable):
             return _coded(error, "The database is unavailable", "DATABASE_UNAVAILABLE")
+        if isinstance(original, domain.DatabaseTimeout):
+            return _coded(error, original.message, "TIMEOUT")
         if isinstance(original, domain.ValidationError):
             field = camel_case(original.field)
             return _coded(error, original.message, "BAD_USER_INPUT", field=field)

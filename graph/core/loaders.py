@@ -7,6 +7,7 @@ ever shared between requests. Each batch runs in a session of its own: sibling r
 load concurrently, and an AsyncSession must never be used by two tasks at once.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -30,10 +31,20 @@ class Loader(Generic[K, V]):
     def __init__(self, batch: Batch[K, V]) -> None:
         self.batch = batch
 
-    def build(self, db: Database) -> "DataLoader[K, V]":
+    def build(self, db: Database, running: "set[asyncio.Task[Any]]") -> "DataLoader[K, V]":
+        """A DataLoader over `db`; each batch, while it runs, is in `running`."""
+
         async def run(keys: list[K]) -> list[V]:
-            async with db.session() as session:
-                return list(await self.batch(session, keys))
+            # aiodataloader runs each batch in a task of its own, which cancelling the
+            # request would not reach: the request keeps it here to cancel it too.
+            task = asyncio.current_task()
+            assert task is not None
+            running.add(task)
+            try:
+                async with db.session() as session:
+                    return list(await self.batch(session, keys))
+            finally:
+                running.discard(task)
 
         return DataLoader(run)
 
@@ -44,11 +55,17 @@ class RequestLoaders:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._built: dict[Loader[Any, Any], DataLoader[Any, Any]] = {}
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def cancel(self) -> None:
+        """Stop the batches still running: the request they serve has ended."""
+        for task in list(self._running):
+            task.cancel()
 
     def _get(self, loader: Loader[K, V]) -> "DataLoader[K, V]":
         built = self._built.get(loader)
         if built is None:
-            built = self._built[loader] = loader.build(self._db)
+            built = self._built[loader] = loader.build(self._db, self._running)
         return built
 
     async def load(self, loader: Loader[K, V], key: K) -> V:

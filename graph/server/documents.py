@@ -24,7 +24,7 @@ from typing import Any
 
 from graph.core.documents import PERSISTED_QUERY_NOT_FOUND, DocumentRefused, Resolved
 from persistence.database import Database
-from persistence.errors import Conflict, DatabaseUnavailable, DomainError
+from persistence.errors import Conflict, DatabaseTimeout, DatabaseUnavailable, DomainError
 from persistence.repositories import PersistedQueryRepository
 
 logger = logging.getLogger("songbook.graph")
@@ -141,8 +141,10 @@ class PersistedQueries:
         try:
             async with self.db.session() as session:
                 stored = await PersistedQueryRepository(session).document(sha)
-        except DatabaseUnavailable:
-            raise DocumentRefused("The database is unavailable", "DATABASE_UNAVAILABLE") from None
+        except DatabaseUnavailable as error:
+            raise DocumentRefused(error.message, "DATABASE_UNAVAILABLE", error) from None
+        except DatabaseTimeout as error:
+            raise DocumentRefused(error.message, "TIMEOUT", error) from None
         if stored is not None:
             # The first use in this process counts as a use in the shared store too.
             await self.remember(sha, stored)

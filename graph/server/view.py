@@ -12,6 +12,7 @@ hook (get_context, process_result, encode_json/decode_json, parse_json, the IDE 
 create_response, get_sub_response).
 """
 
+import logging
 from typing import Any
 
 import orjson
@@ -33,6 +34,7 @@ from strawberry.types.graphql import OperationType
 from graph.core.context import Context
 from graph.core.documents import PERSISTED_QUERY_NOT_FOUND
 from graph.core.settings import Settings
+from graph.server.deadlines import within
 from graph.server.documents import DocumentPolicy
 from graph.server.http import (
     CONTENT_TYPES,
@@ -47,11 +49,16 @@ from graph.server.websocket import LegacyWSHandler, TextWebSocketAdapter, Transp
 from persistence.database import Database
 from persistence.events import JobEvents
 
+logger = logging.getLogger("songbook.graph")
+
 # Keys of Request.state this view sets for the rest of one request's handling.
 _MEDIA_TYPE = "graphql_media_type"
 _SUB_RESPONSE = "graphql_sub_response"
-# Refusals of a request's document that are answered with a status other than 400.
-_REFUSAL_STATUS = {"DATABASE_UNAVAILABLE": 503}
+_CONTEXT = "graphql_context"
+# Failures that stop an operation for reasons of the server, not of the request, with the
+# status they get (under application/graphql-response+json) when no data came of it.
+_OUTAGE_STATUS = {"DATABASE_UNAVAILABLE": 503, "TIMEOUT": 504}
+TIMEOUT_MESSAGE = "The request took too long and was stopped"
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -68,6 +75,15 @@ def is_request_error(result: ExecutionResult) -> bool:
 
 def _codes(result: ExecutionResult) -> set[str]:
     return {str((e.extensions or {}).get("code")) for e in result.errors or []}
+
+
+def is_outage(result: ExecutionResult) -> bool:
+    """Whether the operation produced nothing (no data, or only nulls at the root) because
+    the database failed it or took too long: a service unavailable, not a client's mistake
+    nor a partial answer."""
+    codes = _codes(result)
+    nothing = result.data is None or all(value is None for value in result.data.values())
+    return nothing and bool(codes) and codes <= _OUTAGE_STATUS.keys()
 
 
 class SongbookGraphQL(GraphQL[Context, None]):
@@ -96,13 +112,17 @@ class SongbookGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
-        return Context(
+        context = Context(
             request=request,
             db=self.db,
             settings=self.settings,
             events=self.events,
             documents=self.documents,
         )
+        if isinstance(request, Request):
+            # Found again if the request runs out of time, to stop its loaders too.
+            setattr(request.state, _CONTEXT, context)
+        return context
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -125,7 +145,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
             return
         request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(request)
+            response = await self.run_in_time(request)
         except HTTPError as error:
             response = self.error_response(request, error)
         except HTTPException as error:
@@ -137,6 +157,26 @@ class SongbookGraphQL(GraphQL[Context, None]):
         vary = response.headers.get("vary")
         response.headers["vary"] = f"{vary}, Accept" if vary else "Accept"
         await response(scope, receive, send)
+
+    async def run_in_time(self, request: Request) -> Response:
+        """Run the request, or end it with TIMEOUT once it has taken request_timeout: its
+        operation and its loaders' batches are cancelled, which cancels their statements
+        on the database server too."""
+        try:
+            return await within(self.settings.request_timeout, self.run(request))
+        except TimeoutError:
+            pass
+        context: Context | None = getattr(request.state, _CONTEXT, None)
+        if context is not None:
+            context.loaders.cancel()
+        logger.warning(
+            "A request ran out of time (%gs) and was stopped", self.settings.request_timeout
+        )
+        media_type = getattr(request.state, _MEDIA_TYPE, None) or negotiate(
+            request.headers.get("accept")
+        )
+        status = _OUTAGE_STATUS["TIMEOUT"] if media_type == GRAPHQL_RESPONSE_JSON else 200
+        raise HTTPError(status, TIMEOUT_MESSAGE, code="TIMEOUT")
 
     def error_response(self, request: Request, error: HTTPError) -> Response:
         media_type = getattr(request.state, _MEDIA_TYPE, None) or JSON
@@ -212,8 +252,10 @@ class SongbookGraphQL(GraphQL[Context, None]):
             # APQ's first round trip: every client retries on a 200, and no cache keeps it.
             sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"
             response_data.pop("data", None)
-        elif media_type == GRAPHQL_RESPONSE_JSON and is_request_error(result):
-            statuses = [_REFUSAL_STATUS[code] for code in codes if code in _REFUSAL_STATUS]
+        elif media_type == GRAPHQL_RESPONSE_JSON and (
+            is_request_error(result) or is_outage(result)
+        ):
+            statuses = [_OUTAGE_STATUS[code] for code in codes if code in _OUTAGE_STATUS]
             sub_response.status_code = max(statuses, default=400)
             response_data.pop("data", None)
         return response_data
