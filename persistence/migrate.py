@@ -4,8 +4,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 import migrations
+from persistence.database import Database
 
 ROOT = Path(migrations.__file__).resolve().parent
 
@@ -27,3 +31,19 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision this code knows: a database at it has the schema the code uses."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+async def schema_revisions(db: Database) -> set[str]:
+    """The revisions the database's schema is at (none before the first migration)."""
+
+    def read(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with db.session() as session:
+        connection = await session.connection()
+        return await connection.run_sync(read)

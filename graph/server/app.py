@@ -1,4 +1,5 @@
-"""The Starlette application: /graphql for queries, mutations and subscriptions."""
+"""The Starlette application: /graphql for queries, mutations and subscriptions, and the
+probes /healthz and /readyz."""
 
 import contextlib
 from collections.abc import AsyncIterator
@@ -7,12 +8,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 
 from graph.core.settings import Settings
 from graph.schema import schema
 from graph.server.documents import DocumentPolicy, PersistedQueries, TrustedDocuments
+from graph.server.health import Readiness, liveness
 from graph.server.ide import GraphiQLPage
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
@@ -53,13 +55,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def home(request: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
     app = Starlette(
         routes=[
             Route("/", home),
-            Route("/healthz", health),
+            Route("/healthz", liveness),
+            Route("/readyz", Readiness(db).endpoint),
             # Every method reaches the view, which answers all but GET and POST alike:
             # 405, Allow: GET, POST, and a GraphQL error body.
             Route("/graphql", view),
