@@ -274,6 +274,74 @@ async def test_graphiql_assets_are_served_locally_when_installed(
     assert (await offline.get("/graphql/assets/graphiql.min.js")).status_code == 404
 
 
+def policy(response: httpx.Response) -> dict[str, list[str]]:
+    """The page's Content-Security-Policy, directive by directive."""
+    directives = response.headers["content-security-policy"].split(";")
+    return {name: values for name, *values in (d.split() for d in directives)}
+
+
+async def test_every_response_tells_browsers_not_to_sniff(app_client: Any) -> None:
+    client = await app_client(cors_origins=("https://app.example",))
+    responses = [
+        await client.post("/graphql", json={"query": "{ __typename }"}),
+        await client.post("/graphql", content=b"{", headers={"content-type": "application/json"}),
+        await client.put("/graphql"),
+        await client.get("/graphql", headers={"accept": "text/html"}),
+        await client.get("/graphql/assets/graphiql.min.js"),
+        await client.get("/graphql/assets/nothing.js"),
+        await client.get("/healthz"),
+        await client.get("/readyz"),
+        await client.get("/nowhere"),
+        await client.get("/"),
+        await client.options(
+            "/graphql",
+            headers={"origin": "https://app.example", "access-control-request-method": "POST"},
+        ),
+    ]
+    assert {r.status_code for r in responses} >= {200, 307, 400, 404, 405}
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff", response.request.url
+
+
+async def test_graphiql_may_load_only_what_it_needs(app_client: Any, tmp_path: Path) -> None:
+    """Its own scripts and styles (by nonce when inline, new each time), its fonts and
+    icons (data: URLs), requests to its own origin; nothing else, and no framing."""
+    installed = await app_client()
+    first, second = [
+        await installed.get("/graphql", headers={"accept": "text/html"}) for _ in range(2)
+    ]
+    csp = policy(first)
+    nonce = re.search(r'<script nonce="([^"]+)">', first.text)
+    assert nonce is not None and f'<style nonce="{nonce[1]}">' in first.text
+    assert csp == {
+        "default-src": ["'none'"],
+        "script-src": ["'self'", f"'nonce-{nonce[1]}'"],
+        "style-src": ["'self'", f"'nonce-{nonce[1]}'"],
+        "font-src": ["data:"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+    assert policy(second)["script-src"] != csp["script-src"], "a nonce is used once"
+    assert "unsafe" not in first.headers["content-security-policy"]
+    # GraphQL answers are data, not pages: they need no policy.
+    api = await installed.post("/graphql", json={"query": "{ __typename }"})
+    assert "content-security-policy" not in api.headers
+
+    offline = await app_client(graphiql_assets=tmp_path / "missing")
+    cdn = policy(await offline.get("/graphql", headers={"accept": "text/html"}))
+    assert "'self'" not in cdn["script-src"] and "'self'" not in cdn["style-src"]
+    assert sorted(cdn["script-src"][:3]) == [
+        "https://unpkg.com/graphiql@4.1.2/graphiql.min.js",
+        "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js",
+        "https://unpkg.com/react@18.3.1/umd/react.production.min.js",
+    ]
+    assert cdn["style-src"][0] == "https://unpkg.com/graphiql@4.1.2/graphiql.min.css"
+    assert cdn["connect-src"] == ["'self'"]
+
+
 async def test_cors_allows_only_configured_origins(app_client: Any) -> None:
     preflight = {
         "origin": "https://app.example",

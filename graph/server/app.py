@@ -10,15 +10,23 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from graph.core.settings import Settings
 from graph.schema import schema
 from graph.server.documents import DocumentPolicy, PersistedQueries, TrustedDocuments
+from graph.server.headers import SecurityHeaders
 from graph.server.health import Readiness, liveness
 from graph.server.ide import GraphiQLPage
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
 from persistence.events import JobEvents
+
+
+class SongbookApp(Starlette):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware, so its 500s carry the headers too.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:
@@ -55,7 +63,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def home(request: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")
 
-    app = Starlette(
+    app = SongbookApp(
         routes=[
             Route("/", home),
             Route("/healthz", liveness),

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -207,7 +207,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         assert self.graphiql is not None
-        return HTMLResponse(self.graphiql.html)
+        return self.graphiql.render()
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
