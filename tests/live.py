@@ -1,6 +1,7 @@
 """Real Songbook server processes, for behaviour that crosses a process boundary."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +45,15 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def stop(self, timeout: float = 30.0) -> int:
+        """Send SIGTERM, as a process manager does, and return the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def refuses_connections(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) != 0
+
 
 @contextmanager
 def live_server(
@@ -82,7 +92,8 @@ def live_server(
             time.sleep(0.1)
         yield server
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -2,7 +2,8 @@
 probes /healthz and /readyz."""
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,6 +22,11 @@ from graph.server.ide import GraphiQLPage
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
 from persistence.events import JobEvents
+
+# Key of the lifespan state (ASGI's way for an app to hand its server something) holding
+# the coroutine function a server calls when it starts shutting down, before it closes
+# connections: it closes every WebSocket with 1001, going away (graph/server/serving.py).
+GOING_AWAY = "songbook.going_away"
 
 
 class SongbookApp(Starlette):
@@ -51,11 +57,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         # Hear job changes committed by any process on the database (PostgreSQL).
         await events.start()
         try:
-            yield
+            yield {GOING_AWAY: view.go_away}
         finally:
             await events.stop()
             await db.dispose()

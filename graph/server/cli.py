@@ -2,12 +2,19 @@
 
 import argparse
 import asyncio
+import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from persistence.settings import DatabaseSettings, SettingsError
 
+if TYPE_CHECKING:
+    from graph.core.settings import Settings
+
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
+# Exit status for settings that do not parse or are unsafe (as for bad arguments).
+SETTINGS_ERROR = 2
 
 
 def migrate(settings: DatabaseSettings) -> None:
@@ -27,11 +34,13 @@ def export_schema(path: Path | None) -> None:
         print(f"wrote {path}", file=sys.stderr)
 
 
-def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+def serve(args: argparse.Namespace, settings: "Settings") -> None:
     import uvicorn
 
-    migrate(settings)
-    uvicorn.run(
+    from graph.server import serving
+
+    migrate(settings.database)
+    config = uvicorn.Config(
         "graph.server.app:create_app",
         factory=True,
         host=args.host,
@@ -39,7 +48,9 @@ def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
         reload=args.reload,
         workers=None if args.reload else args.workers,
         log_level=args.log_level,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
     )
+    serving.serve(config)
 
 
 def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
@@ -151,10 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        settings = DatabaseSettings.load()
+        run(args)
     except SettingsError as error:
-        sys.exit(f"songbook: {error}")
+        print(f"songbook: {error}", file=sys.stderr)
+        sys.exit(SETTINGS_ERROR)
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = DatabaseSettings.load()
     if args.command == "serve":
+        from graph.core.settings import Settings
+
         if args.workers < 1:
             sys.exit("songbook: --workers must be at least 1")
         if args.workers > 1 and settings.is_sqlite:
@@ -163,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
                 "songbook: several server processes need PostgreSQL (set DATABASE_URL); "
                 "with SQLite, live job updates would reach only the process that made them"
             )
-        serve(args, settings)
+        # Every setting checked before anything starts (each worker reads them again).
+        serve(args, Settings.load())
     elif args.command == "migrate":
         migrate(settings)
     elif args.command == "export-schema":

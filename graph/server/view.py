@@ -12,6 +12,7 @@ hook (get_context, process_result, encode_json/decode_json, parse_json, the IDE 
 create_response, get_sub_response).
 """
 
+import asyncio
 import logging
 from typing import Any
 
@@ -45,7 +46,12 @@ from graph.server.http import (
     negotiate,
 )
 from graph.server.ide import GraphiQLPage
-from graph.server.websocket import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
+from graph.server.websocket import (
+    LegacyWSHandler,
+    OpenSockets,
+    TextWebSocketAdapter,
+    TransportWSHandler,
+)
 from persistence.database import Database
 from persistence.events import JobEvents
 
@@ -59,6 +65,7 @@ _CONTEXT = "graphql_context"
 # status they get (under application/graphql-response+json) when no data came of it.
 _OUTAGE_STATUS = {"DATABASE_UNAVAILABLE": 503, "TIMEOUT": 504}
 TIMEOUT_MESSAGE = "The request took too long and was stopped"
+SHUTTING_DOWN_MESSAGE = "The server is shutting down; send the request again"
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -108,6 +115,8 @@ class SongbookGraphQL(GraphQL[Context, None]):
         self.events = events
         self.documents = documents
         self.graphiql = graphiql
+        self.sockets = OpenSockets()
+        self.going_away = False
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -140,12 +149,24 @@ class SongbookGraphQL(GraphQL[Context, None]):
     # --- HTTP: negotiation, errors as GraphQL bodies -------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.sockets.serve(super().__call__, scope, receive, send)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
         try:
             response = await self.run_in_time(request)
+        except asyncio.CancelledError:
+            if not self.going_away:
+                raise
+            # The server stops waiting for requests past its shutdown grace: this one
+            # gets an answer that says so rather than a dropped connection.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            response = self.error_response(
+                request, HTTPError(503, SHUTTING_DOWN_MESSAGE, code="SHUTTING_DOWN")
+            )
         except HTTPError as error:
             response = self.error_response(request, error)
         except HTTPException as error:
@@ -157,6 +178,11 @@ class SongbookGraphQL(GraphQL[Context, None]):
         vary = response.headers.get("vary")
         response.headers["vary"] = f"{vary}, Accept" if vary else "Accept"
         await response(scope, receive, send)
+
+    async def go_away(self) -> None:
+        """The server is shutting down: close every WebSocket with 1001 (going away)."""
+        self.going_away = True
+        await self.sockets.close_all()
 
     async def run_in_time(self, request: Request) -> Response:
         """Run the request, or end it with TIMEOUT once it has taken request_timeout: its

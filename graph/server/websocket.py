@@ -8,12 +8,18 @@ WebSocket request needs here, so this module alone overrides handler internals:
   resolves WebSocket documents exactly as it does HTTP ones.
 - Frames must be text: graphql-ws clients (GraphiQL's among them) only parse text frames,
   and orjson's bytes would otherwise go out as binary ones.
+
+`OpenSockets` needs no internals: it watches each connection's ASGI messages, so a server
+going away can close every socket with 1001 (going away) rather than uvicorn's 1012.
 """
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import orjson
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -87,3 +93,79 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     ) -> None:
         REQUEST_EXTENSIONS.set(self._extensions.pop(operation_id, None))
         await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
+GOING_AWAY = 1001
+
+
+class _Socket:
+    """One WebSocket connection's side of the ASGI conversation, as the app sends it."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.accepted = False
+        self.closed = False
+        self.sent_going_away = False
+
+    async def send(self, message: Message) -> None:
+        if self.sent_going_away:
+            if message["type"] == "websocket.close":
+                return  # already closed, with 1001
+            # What Starlette turns into WebSocketDisconnect, which Strawberry expects.
+            raise OSError("the server closed this WebSocket")
+        if message["type"] == "websocket.accept":
+            self.accepted = True
+        elif message["type"] == "websocket.close":
+            self.closed = True
+        await self._send(message)
+
+    async def go_away(self) -> None:
+        if self.accepted and not self.closed and not self.sent_going_away:
+            self.sent_going_away = True
+            await self._send(
+                {"type": "websocket.close", "code": GOING_AWAY, "reason": "Server shutting down"}
+            )
+
+
+class OpenSockets:
+    """The WebSocket connections being served, so that shutting down can close them all
+    with a proper close frame, 1001 (going away), before the server stops."""
+
+    def __init__(self) -> None:
+        self._open: set[_Socket] = set()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self.going_away = False
+
+    async def serve(
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        if self.going_away:
+            # Refused at the handshake (403): the server is on its way out.
+            await send({"type": "websocket.close", "code": GOING_AWAY})
+            return
+        socket = _Socket(send)
+        self._open.add(socket)
+        self._all_closed.clear()
+        try:
+            await app(scope, receive, socket.send)
+        finally:
+            self._open.discard(socket)
+            if not self._open:
+                self._all_closed.set()
+
+    async def close_all(self, wait: float = 1.0) -> None:
+        """Close every socket with 1001, then give the clients `wait` seconds to answer
+        the close frame (their handlers end when they do)."""
+        self.going_away = True
+        for socket in list(self._open):
+            # One failing peer must not keep the others open.
+            with contextlib.suppress(Exception):
+                await socket.go_away()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._all_closed.wait()
