@@ -33,14 +33,15 @@ class PostgresDatabases:
 
     def create(self) -> str:
         name = f"songbook_test_{uuid.uuid4().hex[:12]}"
-        self._run([f'CREATE DATABASE "{name}"'])
+        self.run([f'CREATE DATABASE "{name}"'])
         self.created.append(name)
         return self.base.set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
-        self._run([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.created])
+        self.run([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in self.created])
 
-    def _run(self, statements: list[str]) -> None:
+    def run(self, statements: list[str]) -> None:
+        """Run statements on the server's maintenance database (outside any event loop)."""
         import asyncpg
 
         async def run() -> None:

@@ -3,14 +3,17 @@
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from graph.schema import schema
 from persistence.models import Base
 from persistence.seed import database_label
+from tests.conftest import PostgresDatabases
 from tests.live import ROOT
 
 
@@ -234,7 +237,7 @@ def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--songs must not be negative" in result.stderr
     bad_env = songbook("migrate", env={"SONGBOOK_DB_POOL_SIZE": "many"})
-    assert bad_env.returncode != 0
+    assert bad_env.returncode == 2
     assert "SONGBOOK_DB_POOL_SIZE must be a whole number" in bad_env.stderr
     several_on_sqlite = songbook(
         "serve", "--workers", "2", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
@@ -242,3 +245,74 @@ def test_bad_arguments_are_refused_clearly(tmp_path: Path) -> None:
     assert several_on_sqlite.returncode != 0
     assert "several server processes need PostgreSQL" in several_on_sqlite.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single line a command printed (to stderr) before it stopped."""
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_serve_checks_every_setting_before_it_starts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for env, complaint in [
+        ({"SONGBOOK_REQUEST_TIMEOUT": "soon"}, "SONGBOOK_REQUEST_TIMEOUT must be a number"),
+        (
+            {"SONGBOOK_ENV": "production", "SONGBOOK_ANONYMOUS": "editor"},
+            "SONGBOOK_ANONYMOUS=editor lets anyone change the library",
+        ),
+    ]:
+        result = songbook("serve", env={"DATABASE_URL": url, **env})
+        assert result.returncode == 2, result.stderr
+        assert one_line(result).startswith(f"songbook: {complaint}")
+    assert not (tmp_path / "x.db").exists(), "nothing starts on settings that do not parse"
+
+
+def test_a_database_it_cannot_use_stops_it_with_one_line(tmp_path: Path) -> None:
+    """Missing, refusing or closed: one line naming the database (not its password) and
+    why, then a non-zero exit; for `migrate` and for `serve`, which migrates first."""
+    cases = [
+        (
+            f"sqlite:///{tmp_path / 'missing-folder' / 'songbook.db'}",
+            "SQLite: unable to open database file",
+        ),
+        (
+            "postgresql://songbook:s3cret@127.0.0.1:1/songbook",
+            "the connection was refused",
+        ),
+    ]
+    for url, reason in cases:
+        for command in ("migrate", "serve"):
+            started = time.monotonic()
+            result = songbook(command, env={"DATABASE_URL": url})
+            assert result.returncode == 1, result.stderr
+            line = one_line(result)
+            assert line.startswith("songbook: cannot use the database "), line
+            assert line.endswith(reason), line
+            assert "s3cret" not in line
+            assert time.monotonic() - started < 10
+
+
+def test_a_missing_or_closed_postgresql_database_is_said_in_one_line(
+    backend_name: str, postgres_databases: PostgresDatabases | None
+) -> None:
+    if backend_name != "postgresql":
+        pytest.skip("PostgreSQL's databases")
+    assert postgres_databases is not None
+    url = postgres_databases.create()
+    parts = sa.make_url(url)
+    missing = parts.set(database=f"{parts.database}_missing").render_as_string(False)
+    result = songbook("serve", env={"DATABASE_URL": missing})
+    assert result.returncode == 1
+    assert one_line(result).endswith("the database does not exist (SQLSTATE 3D000)")
+
+    postgres_databases.run([f'ALTER DATABASE "{parts.database}" ALLOW_CONNECTIONS false'])
+    try:
+        result = songbook("migrate", env={"DATABASE_URL": url})
+    finally:
+        postgres_databases.run([f'ALTER DATABASE "{parts.database}" ALLOW_CONNECTIONS true'])
+    assert result.returncode == 1
+    assert one_line(result).endswith("the database is not accepting connections (SQLSTATE 55000)")

@@ -17,10 +17,24 @@ DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 SETTINGS_ERROR = 2
 
 
-def migrate(settings: DatabaseSettings) -> None:
-    from persistence.migrate import upgrade
+class DatabaseUnusable(Exception):
+    """The database refused, could not be reached, or does not exist: said in one line."""
 
-    upgrade(settings.url)
+
+def migrate(settings: DatabaseSettings) -> None:
+    from persistence.database import unavailable_reason
+    from persistence.migrate import upgrade
+    from persistence.seed import database_label
+
+    try:
+        upgrade(settings.url)
+    except Exception as error:
+        reason = unavailable_reason(error)
+        if reason is None:
+            raise
+        raise DatabaseUnusable(
+            f"cannot use the database {database_label(settings.url)}: {reason}"
+        ) from None
 
 
 def export_schema(path: Path | None) -> None:
@@ -166,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as error:
         print(f"songbook: {error}", file=sys.stderr)
         sys.exit(SETTINGS_ERROR)
+    except DatabaseUnusable as error:
+        sys.exit(f"songbook: {error}")
 
 
 def run(args: argparse.Namespace) -> None:
