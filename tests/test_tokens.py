@@ -1,7 +1,10 @@
-"""API tokens as they are stored, and the users JWT subjects become."""
+"""API tokens as they are stored and as `songbook token` makes, lists and revokes them; and
+the users JWT subjects become."""
 
 import asyncio
 import hashlib
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +14,7 @@ from persistence.errors import Conflict, ValidationError
 from persistence.models import ApiToken, TokenRole, User
 from persistence.repositories import ApiTokenRepository, UserRepository
 from persistence.settings import DatabaseSettings
+from tests.live import ROOT
 
 
 async def token_rows(db: Database) -> list[ApiToken]:
@@ -203,3 +207,73 @@ async def test_two_processes_meeting_a_new_subject_make_one_user(migrated_url: s
             await session.execute(sa.delete(User))
         await first.dispose()
         await second.dispose()
+
+
+# The command
+
+
+def songbook(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graph.server.cli", "token", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def refused(result: subprocess.CompletedProcess[str], complaint: str) -> None:
+    assert result.returncode != 0, result
+    assert result.stderr.count("\n") == 1 and complaint in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
+async def test_token_commands_create_list_and_revoke(db: Database, migrated_url: str) -> None:
+    created = await asyncio.to_thread(
+        songbook, migrated_url, "create", "--name", "worker-7", "--role", "worker"
+    )
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.splitlines()[-1]
+    assert token.startswith("sbk_") and token.strip() == token and len(token) == 47
+    assert "worker-7" in created.stderr and token not in created.stderr
+    (row,) = await token_rows(db)
+    assert (row.name, row.role, row.revoked_at) == ("worker-7", TokenRole.WORKER, None)
+    assert row.secret_hash == hashlib.sha256(token.encode()).hexdigest() != token
+
+    listed = await asyncio.to_thread(songbook, migrated_url, "list")
+    assert listed.returncode == 0, listed.stderr
+    header, line = listed.stdout.splitlines()
+    assert header.split() == ["NAME", "ROLE", "CREATED", "REVOKED"]
+    assert line.split()[:2] == ["worker-7", "worker"] and line.split()[3] == "-"
+    assert token not in listed.stdout and row.secret_hash not in listed.stdout
+
+    revoked = await asyncio.to_thread(songbook, migrated_url, "revoke", "worker-7")
+    assert revoked.returncode == 0, revoked.stderr
+    (row,) = await token_rows(db)
+    assert row.revoked_at is not None
+    listed = await asyncio.to_thread(songbook, migrated_url, "list")
+    assert listed.stdout.splitlines()[1].split()[3] != "-"
+
+    refused(
+        await asyncio.to_thread(songbook, migrated_url, "revoke", "worker-7"),
+        "no active API token is named worker-7",
+    )
+
+
+async def test_token_commands_refuse_bad_input_and_change_nothing(
+    db: Database, migrated_url: str
+) -> None:
+    created = await asyncio.to_thread(
+        songbook, migrated_url, "create", "--name", "ci", "--role", "reader"
+    )
+    assert created.returncode == 0, created.stderr
+    for args, complaint in (
+        (("--name", "ci", "--role", "admin"), "an active API token is already named ci"),
+        (("--name", "two words", "--role", "admin"), "1 to 64 letters, digits"),
+        (("--name", "x" * 65, "--role", "admin"), "1 to 64 letters, digits"),
+        (("--name", "ok", "--role", "root"), "one of reader, editor, worker, admin"),
+        (("--name", "ok", "--role", "none"), "one of reader, editor, worker, admin"),
+    ):
+        refused(await asyncio.to_thread(songbook, migrated_url, "create", *args), complaint)
+    assert [(row.name, row.role) for row in await token_rows(db)] == [("ci", TokenRole.READER)]
