@@ -41,7 +41,9 @@ class Settings(EnvironmentSettings):
         None,
     )
     jwt_secret: SecretStr | None = env(
-        "SONGBOOK_JWT_SECRET", "Verify JWTs signed with this HS256 secret.", None
+        "SONGBOOK_JWT_SECRET",
+        "Verify JWTs signed with this HS256 secret (at least 32 bytes).",
+        None,
     )
     jwt_jwks_url: str | None = env(
         "SONGBOOK_JWT_JWKS_URL",
