@@ -17,6 +17,14 @@ from persistence.settings import DatabaseSettings
 from tests.conftest import GraphQLClient
 from tests.factories import add_song, global_id
 
+
+@pytest.fixture
+def gql(admin_gql: GraphQLClient) -> GraphQLClient:
+    """Every call as an admin, who may act for any worker: these tests are about bad input, not
+    about roles (tests/test_auth.py is)."""
+    return admin_gql
+
+
 CREATE = """mutation($input: CreateSongInput!) { createSong(input: $input) { __typename
   ... on CreateSongSuccess { song { id } }
   ... on ValidationError { message field }

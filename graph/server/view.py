@@ -12,7 +12,7 @@ hook (get_context, process_result, encode_json/decode_json, parse_json, the IDE 
 create_response, get_sub_response).
 """
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import MissingQueryError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
@@ -29,10 +29,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
 from graph.core.context import Context
 from graph.core.documents import PERSISTED_QUERY_NOT_FOUND
+from graph.core.identity import Identity, Role, Unauthenticated
 from graph.core.settings import Settings
+from graph.server.auth import Authenticator
 from graph.server.documents import DocumentPolicy
 from graph.server.http import (
     CONTENT_TYPES,
@@ -45,11 +48,13 @@ from graph.server.http import (
 from graph.server.ide import GraphiQLPage
 from graph.server.websocket import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
 from persistence.database import Database
+from persistence.errors import DatabaseUnavailable
 from persistence.events import JobEvents
 
 # Keys of Request.state this view sets for the rest of one request's handling.
 _MEDIA_TYPE = "graphql_media_type"
 _SUB_RESPONSE = "graphql_sub_response"
+UNAUTHENTICATED = "UNAUTHENTICATED"
 # Refusals of a request's document that are answered with a status other than 400.
 _REFUSAL_STATUS = {"DATABASE_UNAVAILABLE": 503}
 
@@ -83,6 +88,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
         settings: Settings,
         events: JobEvents,
         documents: DocumentPolicy,
+        authenticator: Authenticator,
         graphiql: GraphiQLPage | None = None,
         **options: Any,
     ) -> None:
@@ -91,18 +97,71 @@ class SongbookGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.events = events
         self.documents = documents
+        self.authenticator = authenticator
         self.graphiql = graphiql
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
-        return Context(
+        context = Context(
             request=request,
             db=self.db,
             settings=self.settings,
             events=self.events,
             documents=self.documents,
         )
+        if isinstance(request, Request):
+            context.identity = await self.identify(request)
+        return context
+
+    # --- Identity: a bearer token, or the anonymous role -------------------------------
+
+    async def identify(self, request: Request) -> Identity:
+        """The caller of an HTTP request; refused with 401 when its token is bad, or when it
+        sends none and anonymous callers may do nothing (GraphiQL's page is still served)."""
+        try:
+            identity = await self.authenticator.identify(request.headers.get("authorization"))
+        except Unauthenticated as error:
+            raise HTTPError(
+                401,
+                error.message,
+                code=UNAUTHENTICATED,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
+        except DatabaseUnavailable:
+            raise HTTPError(
+                503, "The database is unavailable", code="DATABASE_UNAVAILABLE"
+            ) from None
+        page = self.should_render_graphql_ide(cast(BaseRequestProtocol, request))
+        if identity.role is Role.NONE and not page:
+            raise HTTPError(
+                401,
+                "Authentication required: send Authorization: Bearer <token>",
+                code=UNAUTHENTICATED,
+                headers={"WWW-Authenticate": 'Bearer realm="songbook"'},
+            )
+        return identity
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """A WebSocket's caller, from `Authorization` in connection_init's payload (or the
+        upgrade request's header); refused with the protocol's 4403 when the token is bad,
+        or missing where one is required."""
+        params = context.connection_params or {}
+        header = next(
+            (v for k, v in params.items() if k.lower() == "authorization"),
+            context.request.headers.get("authorization"),
+        )
+        if header is not None and not isinstance(header, str):
+            raise ConnectionRejectionError()
+        try:
+            identity = await self.authenticator.identify(header)
+        except (Unauthenticated, DatabaseUnavailable):
+            raise ConnectionRejectionError() from None
+        if identity.role is Role.NONE:
+            raise ConnectionRejectionError()
+        context.identity = identity
+        acknowledged: UnsetType = UNSET  # connection_ack with no payload
+        return acknowledged
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -10,8 +10,10 @@ WebSocket request needs here, so this module alone overrides handler internals:
   and orjson's bytes would otherwise go out as binary ones.
 """
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from starlette.websockets import WebSocketDisconnect
@@ -21,12 +23,62 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
 from graph.core.context import Context
 from graph.core.documents import REQUEST_EXTENSIONS
+from persistence.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from graph.server.auth import Authenticator
+    from graph.server.view import SongbookGraphQL
+
+# How often a connection's token is checked again: with the token cache (at most 10 s
+# between lookups) and JWT leeway (5 s), a revoked or expired token ends it within 10 s.
+IDENTITY_CHECK_SECONDS = 2.0
+# graphql-transport-ws: the server refuses the connection's credentials.
+FORBIDDEN_CLOSE = 4403
+
+
+class IdentityWatch:
+    """Closes a connection (4403) once the token it was opened with expires or is revoked,
+    which ends every subscription on it; clients reconnect with a fresh token."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, authenticator: "Authenticator", context: Context, close: Any) -> None:
+        if context.identity.is_anonymous or self.task is not None:
+            return
+        self.task = asyncio.create_task(self._watch(authenticator, context, close))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    @staticmethod
+    async def _watch(authenticator: "Authenticator", context: Context, close: Any) -> None:
+        while True:
+            await asyncio.sleep(IDENTITY_CHECK_SECONDS)
+            try:
+                valid = await authenticator.still_valid(context.identity)
+            except DatabaseUnavailable:
+                # Unknown for now: the events bus tells subscribers of the outage.
+                continue
+            if not valid:
+                with contextlib.suppress(Exception):
+                    await close(code=FORBIDDEN_CLOSE, reason="Forbidden")
+                return
 
 
 def _with_query(payload: Any) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
@@ -53,6 +105,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._extensions: dict[str, Mapping[str, Any] | None] = {}
+        self._watch = IdentityWatch()
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            view = cast("SongbookGraphQL", self.view)
+            self._watch.start(view.authenticator, self.context, self.websocket.close)
+
+    async def shutdown(self) -> None:
+        await self._watch.stop()
+        await super().shutdown()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         payload, extensions = _with_query(message.get("payload"))
@@ -72,6 +135,17 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._extensions: dict[str, Mapping[str, Any] | None] = {}
+        self._watch = IdentityWatch()
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            view = cast("SongbookGraphQL", self.view)
+            self._watch.start(view.authenticator, self.context, self.websocket.close)
+
+    async def cleanup(self) -> None:
+        await self._watch.stop()
+        await super().cleanup()
 
     async def handle_start(self, message: StartMessage) -> None:
         payload, extensions = _with_query(message.get("payload"))
