@@ -1,30 +1,47 @@
 """Schema extensions: stable error codes, caches, and the limits every operation meets."""
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import strawberry.extensions
-from graphql import GraphQLError, OperationDefinitionNode
-from strawberry.extensions import (
-    AddValidationRules,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    validate,
 )
+from graphql.language import DocumentNode
+from graphql.validation import OverlappingFieldsCanBeMergedRule
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types import ExecutionContext
 
 from graph.core.documents import DocumentResolution, provided_operation_name
 from graph.core.errors import camel_case
+from graph.core.limits import measure
+from graph.core.settings import Settings
 from persistence import errors as domain
 
 logger = logging.getLogger("songbook.graph")
 
-MAX_QUERY_DEPTH = 12
 PARSER_CACHE_SIZE = 512
 VALIDATION_CACHE_SIZE = 512
-# QueryDepthLimiter builds its rule class anew each time it is made, and the validation
-# cache is keyed by the rules: built once here, so a repeated document is validated once.
-DEPTH_RULES = tuple(QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules)
+# Work graphql-core's OverlappingFieldsCanBeMergedRule may do on one document, in its own
+# units (about a field comparison each). Its default, 500,000, lets a document within the
+# token and shape limits (one field repeated 3,500 times) hold the CPU for seconds; real
+# operations spend a handful. Past the budget, validation stops: "Validation aborted."
+FIELD_MERGING_BUDGET = 20_000
+
+
+def _settings(context: ExecutionContext) -> Settings:
+    settings = getattr(context.context, "settings", None)
+    assert isinstance(settings, Settings), "the request's Context carries the settings"
+    return settings
 
 
 def _coded(error: GraphQLError, message: str, code: str, **more: object) -> GraphQLError:
@@ -100,10 +117,75 @@ class ParserCache(strawberry.extensions.ParserCache):
         yield
 
 
+class OperationLimits(SchemaExtension):
+    """Refuse an operation over the depth, aliases or nodes limit (graph/core/limits.py)
+    before it is validated: validating, let alone running, a document whose fragments
+    multiply can take time exponential in its length. Measuring it takes linear time."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            shape = measure(
+                context.schema._schema,
+                document,
+                provided_operation_name(context),
+                context.variables,
+            )
+            refusals = shape.refusals(_settings(context))
+            if refusals:
+                # Strawberry validates only while no errors are set (its _run_validation).
+                context.pre_execution_errors = refusals
+        yield
+
+
+class BoundedFieldMerging(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's OverlappingFieldsCanBeMergedRule within FIELD_MERGING_BUDGET. The
+    budget is kept in the rule's RuleContext (graphql-core 3.3, pinned in pyproject.toml)."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = FIELD_MERGING_BUDGET
+
+
+Rules = tuple[type[ASTValidationRule], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def validation_rules(base: Rules) -> Rules:
+    """The rules a request's document must pass: graphql-core's (with field merging
+    bounded) and Strawberry's own two (as its validate_document adds them)."""
+    rules = tuple(
+        BoundedFieldMerging if rule is OverlappingFieldsCanBeMergedRule else rule for rule in base
+    )
+    return (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
+
+
+@functools.lru_cache(maxsize=VALIDATION_CACHE_SIZE)
+def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Rules) -> list[GraphQLError]:
+    return validate(schema, document, rules)
+
+
+class CachedValidation(SchemaExtension):
+    """graphql-core's validation, cached like Strawberry's ValidationCache (which it
+    replaces: that one always validates, so it would undo a refusal before it). The cache
+    keys on the parsed document (one object per query text, from ParserCache) and the
+    rules, so a repeated document is validated once. Nothing is validated once an
+    extension before this one has refused the operation."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            rules = validation_rules(tuple(context.validation_rules))
+            context.pre_execution_errors = _validate(context.schema._schema, document, rules)
+        yield
+
+
 class OperationNameRequired(SchemaExtension):
     """A document of several operations must name the one to run (the spec's
     GetOperation); Strawberry alone would quietly run the first. Listed after
-    ValidationCache, so its error joins the cached validation's."""
+    CachedValidation, so its error joins the validation's."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -124,8 +206,9 @@ class OperationNameRequired(SchemaExtension):
 EXTENSIONS: list[Callable[[], SchemaExtension]] = [
     ErrorCodes,
     lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
-    lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
-    lambda: AddValidationRules(list(DEPTH_RULES)),
+    # Before validation, which it spares a document it refuses.
+    OperationLimits,
+    CachedValidation,
     OperationNameRequired,
     # Last: its refusal replaces what validation found, and it registers a persisted
     # query only after every other check passed.
