@@ -23,7 +23,7 @@ from strawberry.types import ExecutionContext
 
 from graph.core.documents import DocumentResolution, provided_operation_name
 from graph.core.errors import camel_case
-from graph.core.limits import measure
+from graph.core.limits import measure, parse_options, too_large
 from graph.core.settings import Settings
 from persistence import errors as domain
 
@@ -92,7 +92,10 @@ class ErrorCodes(SchemaExtension):
         if (error.extensions or {}).get("code"):
             return error
         if self.execution_context.graphql_document is None:
-            return _coded(error, error.message, "GRAPHQL_PARSE_FAILED")
+            max_tokens = self.execution_context.parse_options.get("max_tokens")
+            return too_large(error, max_tokens) or _coded(
+                error, error.message, "GRAPHQL_PARSE_FAILED"
+            )
         if not self.executing:
             return _coded(error, error.message, "GRAPHQL_VALIDATION_FAILED")
         if error.path is None:
@@ -101,15 +104,18 @@ class ErrorCodes(SchemaExtension):
 
 
 class ParserCache(strawberry.extensions.ParserCache):
-    """Strawberry's parser cache, letting syntax errors reach the result as errors.
+    """Strawberry's parser cache, with the token limit, letting syntax errors reach the
+    result as errors.
 
     The stock extension parses before Strawberry's own error handling is in place, so a
     syntax error escapes every extension (and so gets no code). Here a failed parse
-    leaves the document unset; Strawberry then parses again and reports the error.
+    leaves the document unset; Strawberry then parses again (with the same options, so a
+    document over the token limit is again abandoned at the limit) and reports the error.
     """
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
+        context.parse_options = parse_options(_settings(context))
         with contextlib.suppress(GraphQLError):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options

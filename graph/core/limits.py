@@ -1,6 +1,9 @@
-"""The shape limits every operation meets before it is validated or run.
+"""The size and shape limits every operation meets before it is validated or run.
 
-The operation to run is measured in one pass, in time linear in the document,
+Size: a document is parsed with a token limit (SONGBOOK_MAX_TOKENS), so a huge one is
+refused while it is read, before its syntax tree is built. Refused: QUERY_TOO_LARGE.
+
+Shape: the operation to run is measured in one pass, in time linear in the document,
 and refused (QUERY_TOO_COMPLEX, with `measured` and `allowed`) when it breaks a limit:
 - depth (SONGBOOK_MAX_DEPTH): the most fields nested one inside another, `{ songs {
   totalCount } }` being 2. Inside `__schema` and `__type` nesting is not counted: the
@@ -45,11 +48,13 @@ from graphql import (
     get_named_type,
     value_from_ast_untyped,
 )
+from strawberry.types.execution import ParseOptions
 
 from graph.core.relay import Connection
 from graph.core.settings import Settings
 from persistence.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
+QUERY_TOO_LARGE = "QUERY_TOO_LARGE"
 QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
 # Counts stop growing here: the largest integer a JSON number holds exactly in JavaScript.
@@ -57,6 +62,26 @@ QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 CEILING = 2**53 - 1
 _PAGE_ARGUMENTS = ("first", "last")
 _INTROSPECTION_FIELDS = ("__schema", "__type")
+
+
+def parse_options(settings: Settings) -> ParseOptions:
+    """graphql-core's parse options for a request. `max_tokens` counts comments too (and
+    stops a run of comments as it is read), where `max_lexical_tokens` would not."""
+    return ParseOptions(max_tokens=settings.max_tokens)
+
+
+def too_large(error: GraphQLError, max_tokens: int | None) -> GraphQLError | None:
+    """The QUERY_TOO_LARGE refusal when `error` is the parser's token limit, else None.
+
+    graphql-core 3.3 (pinned in pyproject.toml) marks that error by its message alone:
+    "Document contains more than N tokens. Parsing aborted."
+    """
+    if max_tokens is None or f"more than {max_tokens} tokens" not in error.message:
+        return None
+    return GraphQLError(
+        f"The document is too large: it holds more than {max_tokens} tokens, the limit",
+        extensions={"code": QUERY_TOO_LARGE, "allowed": max_tokens},
+    )
 
 
 @dataclass(frozen=True, slots=True)
