@@ -11,12 +11,14 @@ from graphql import (
     ASTValidationRule,
     GraphQLError,
     GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     validate,
 )
 from graphql.language import DocumentNode
 from graphql.validation import OverlappingFieldsCanBeMergedRule
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
@@ -158,34 +160,79 @@ Rules = tuple[type[ASTValidationRule], ...]
 
 
 @functools.lru_cache(maxsize=64)
-def validation_rules(base: Rules) -> Rules:
+def validation_rules(base: Rules, introspection: bool) -> Rules:
     """The rules a request's document must pass: graphql-core's (with field merging
-    bounded) and Strawberry's own two (as its validate_document adds them)."""
+    bounded), Strawberry's own two (as its validate_document adds them), and no
+    `__schema` or `__type` unless introspection is on (`__typename` stays allowed)."""
     rules = tuple(
         BoundedFieldMerging if rule is OverlappingFieldsCanBeMergedRule else rule for rule in base
     )
-    return (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
+    rules += (MaybeNullValidationRule, OneOfInputValidationRule)
+    return rules if introspection else (*rules, NoSchemaIntrospectionCustomRule)
 
 
 @functools.lru_cache(maxsize=VALIDATION_CACHE_SIZE)
-def _validate(schema: GraphQLSchema, document: DocumentNode, rules: Rules) -> list[GraphQLError]:
-    return validate(schema, document, rules)
+def _validate(
+    schema: GraphQLSchema, document: DocumentNode, rules: Rules, hide_suggestions: bool
+) -> list[GraphQLError]:
+    errors = validate(schema, document, rules, hide_suggestions=hide_suggestions)
+    if hide_suggestions:
+        # graphql-core's ScalarLeafsRule still hints "Did you mean 'songs { ... }'?".
+        errors = [_without_suggestion(error) for error in errors]
+    return errors
+
+
+def _without_suggestion(error: GraphQLError) -> GraphQLError:
+    message, suggested, _ = error.message.partition(" Did you mean ")
+    if not suggested:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=error.extensions,
+    )
 
 
 class CachedValidation(SchemaExtension):
-    """graphql-core's validation, cached like Strawberry's ValidationCache (which it
-    replaces: that one always validates, so it would undo a refusal before it). The cache
-    keys on the parsed document (one object per query text, from ParserCache) and the
-    rules, so a repeated document is validated once. Nothing is validated once an
-    extension before this one has refused the operation."""
+    """graphql-core's validation with the rules and suggestions the settings decide,
+    cached like Strawberry's ValidationCache (which it replaces: that one keys on the
+    document and rules alone, and always validates). The cache keys on the parsed
+    document (one object per query text, from ParserCache), the rules and whether
+    suggestions are hidden, so a repeated document is validated once. Nothing is
+    validated once an extension before this one has refused the operation."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            rules = validation_rules(tuple(context.validation_rules))
-            context.pre_execution_errors = _validate(context.schema._schema, document, rules)
+            settings = _settings(context)
+            rules = validation_rules(tuple(context.validation_rules), settings.introspection_on)
+            context.pre_execution_errors = _validate(
+                context.schema._schema, document, rules, not settings.suggestions_on
+            )
         yield
+
+
+class Executor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's graphql-core executor, leaving "Did you mean ...?" out of variable
+    errors (an enum value or input field misspelt) unless the settings allow suggestions.
+
+    graphql-core takes `hide_suggestions` per call, and Strawberry 0.341 (pinned in
+    pyproject.toml) never passes it; `build` is where each operation's executor is made,
+    with the request's context at hand.
+    """
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        # graphql-core passes (schema, document, root_value, context_value, ...) by position.
+        context = args[3] if len(args) > 3 else kwargs.get("context_value")
+        settings = getattr(context, "settings", None)
+        if isinstance(settings, Settings):
+            kwargs["hide_suggestions"] = not settings.suggestions_on
+        return super().build(*args, **kwargs)
 
 
 class OperationNameRequired(SchemaExtension):
