@@ -44,7 +44,12 @@ from graph.server.http import (
     negotiate,
 )
 from graph.server.ide import GraphiQLPage
-from graph.server.websocket import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
+from graph.server.websocket import (
+    CONNECTION_INIT_WAIT,
+    LegacyWSHandler,
+    TextWebSocketAdapter,
+    TransportWSHandler,
+)
 from persistence.database import Database
 from persistence.events import JobEvents
 
@@ -109,7 +114,13 @@ class SongbookGraphQL(GraphQL[Context, None]):
         graphiql: GraphiQLPage | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None, **options)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            connection_init_wait_timeout=CONNECTION_INIT_WAIT,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            **options,
+        )
         self.db = db
         self.settings = settings
         self.events = events
