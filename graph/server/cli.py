@@ -38,6 +38,8 @@ def export_schema(path: Path | None) -> None:
 def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
     import uvicorn
 
+    from graph.core.settings import Settings
+
     migrate(settings)
     uvicorn.run(
         "graph.server.app:create_app",
@@ -47,6 +49,8 @@ def serve(args: argparse.Namespace, settings: DatabaseSettings) -> None:
         reload=args.reload,
         workers=None if args.reload else args.workers,
         log_level=args.log_level,
+        # A WebSocket message larger than a request body may be is closed with 1009.
+        ws_max_size=Settings.load().max_body_bytes,
     )
 
 

@@ -1,7 +1,8 @@
 """The GraphQL endpoint: Strawberry's ASGI view with Songbook's context and HTTP rules.
 
-On top of Strawberry's view: GraphQL over HTTP to the letter (graph/server/http.py), and
-errors outside GraphQL answered as GraphQL error bodies instead of plain text. Which
+On top of Strawberry's view: GraphQL over HTTP to the letter (graph/server/http.py),
+errors outside GraphQL answered as GraphQL error bodies instead of plain text, and bodies
+over SONGBOOK_MAX_BODY_BYTES refused (413) before they are read whole. Which
 document a request runs is decided in the schema (graph/core/documents.py), the same way
 for every transport; WebSocket handling is in graph/server/websocket.py.
 
@@ -18,7 +19,7 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
@@ -46,7 +47,12 @@ from graph.server.http import (
     negotiate,
 )
 from graph.server.ide import GraphiQLPage
-from graph.server.websocket import LegacyWSHandler, TextWebSocketAdapter, TransportWSHandler
+from graph.server.websocket import (
+    CONNECTION_INIT_WAIT,
+    LegacyWSHandler,
+    TextWebSocketAdapter,
+    TransportWSHandler,
+)
 from persistence.database import Database
 from persistence.errors import DatabaseUnavailable
 from persistence.events import JobEvents
@@ -71,6 +77,28 @@ def is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
+def _body_too_large(limit: int) -> HTTPError:
+    return HTTPError(413, f"The request body is larger than {limit} bytes, the limit")
+
+
+def _body_limited(receive: Receive, limit: int) -> Receive:
+    """`receive`, refusing (413) a body as soon as more than `limit` bytes of it have
+    arrived: a chunked body announces no length, so it is counted as it streams, and
+    never held whole."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _body_too_large(limit)
+        return message
+
+    return limited
+
+
 def _codes(result: ExecutionResult) -> set[str]:
     return {str((e.extensions or {}).get("code")) for e in result.errors or []}
 
@@ -92,7 +120,13 @@ class SongbookGraphQL(GraphQL[Context, None]):
         graphiql: GraphiQLPage | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None, **options)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            connection_init_wait_timeout=CONNECTION_INIT_WAIT,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            **options,
+        )
         self.db = db
         self.settings = settings
         self.events = events
@@ -182,8 +216,12 @@ class SongbookGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope=scope, receive=receive)
+        limit = self.settings.max_body_bytes
+        request = Request(scope=scope, receive=_body_limited(receive, limit))
         try:
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise _body_too_large(limit)
             response = await self.run(request)
         except HTTPError as error:
             response = self.error_response(request, error)
@@ -198,7 +236,12 @@ class SongbookGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     def error_response(self, request: Request, error: HTTPError) -> Response:
-        media_type = getattr(request.state, _MEDIA_TYPE, None) or JSON
+        # Refused before negotiation (a body too large): negotiated here.
+        media_type = (
+            getattr(request.state, _MEDIA_TYPE, None)
+            or negotiate(request.headers.get("accept"))
+            or JSON
+        )
         return Response(
             self.encode_json(error_body(error.message, error.code)),
             status_code=error.status,
