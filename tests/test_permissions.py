@@ -322,3 +322,15 @@ async def test_anonymous_roles(library_url: str, tmp_path: Path) -> None:
             assert (await http.post("/graphql", json=query)).status_code == 200
             body = (await http.post("/graphql", json=create)).json()
             assert body["errors"][0]["extensions"]["code"] == FORBIDDEN
+
+
+async def test_a_subscription_ends_when_its_jwt_expires(library: Library) -> None:
+    token = signed_jwt("short-lived", lifetime=2)
+    async with graphql_socket(
+        library.server.ws_url, TRANSPORT_WS, init={"Authorization": f"Bearer {token}"}
+    ) as socket:
+        await socket.subscribe("subscription { jobUpdated { id } }")
+        # Expiry, plus at most 5 s of clock leeway, plus the 2 s between checks.
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.receive(within=12)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
