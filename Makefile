@@ -82,6 +82,7 @@ bench: install
 	$(BIN)/python -m tests.benchmarks.statements $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.claims $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.delay $(BENCH_DB)
+	$(BIN)/python -m tests.benchmarks.library $(BENCH_DB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache test-artifacts

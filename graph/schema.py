@@ -7,7 +7,7 @@ from graphql import GraphQLError
 
 from graph import jobs, songs, users
 from graph.core.domain import Domain
-from graph.core.extensions import EXTENSIONS
+from graph.core.extensions import EXTENSIONS, Executor
 from graph.core.fields import SCALAR_OVERRIDES
 from graph.core.relay import NodeQuery
 
@@ -50,5 +50,6 @@ schema = SongbookSchema(
     subscription=Subscription,
     types=[t for d in DOMAINS for t in d.types],
     extensions=EXTENSIONS,
+    execution_context_class=Executor,
     scalar_overrides=SCALAR_OVERRIDES,
 )

@@ -1,4 +1,4 @@
-"""The tables: songs, their processing jobs, and users."""
+"""The tables: songs, their processing jobs, users, and the API tokens that call the API."""
 
 import enum
 from datetime import UTC, datetime
@@ -56,6 +56,15 @@ class SongSource(enum.StrEnum):
     YOUTUBE = "youtube"
     UPLOAD = "upload"
     LOCAL = "local"
+
+
+class TokenRole(enum.StrEnum):
+    """The roles an API token may carry: graph.core.identity.Role less `none`."""
+
+    READER = "reader"
+    EDITOR = "editor"
+    WORKER = "worker"
+    ADMIN = "admin"
 
 
 class JobStatus(enum.StrEnum):
@@ -163,6 +172,9 @@ class User(Base):
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
     email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
+    # The `sub` of the JWTs this person signs in with; None for users made by createUser.
+    # 255 is OpenID Connect's longest subject.
+    subject: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
@@ -186,3 +198,42 @@ class PersistedQuery(Base):
     last_used_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+
+
+class ApiToken(Base):
+    """A bearer token for a program (a worker, a script): its name, role and SHA-256.
+
+    The token itself is shown once when it is made and never stored. A revoked token stays
+    as a record, so its name may be given to a new token but no two active tokens share one.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        sa.Index(
+            "uq_api_tokens_name_active",
+            "name",
+            unique=True,
+            sqlite_where=sa.text("revoked_at IS NULL"),
+            postgresql_where=sa.text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    role: Mapped[TokenRole] = mapped_column(
+        sa.Enum(
+            TokenRole,
+            name="role",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=_values,
+            validate_strings=True,
+        )
+    )
+    # hashlib.sha256(token).hexdigest(): enough to recognise the token, useless to present.
+    secret_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

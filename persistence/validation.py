@@ -1,4 +1,4 @@
-"""The rules every write of a song, job or user follows, whoever writes it."""
+"""The rules every write of a song, job, user or API token follows, whoever writes it."""
 
 import re
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from persistence.errors import ValidationError
-from persistence.models import Job, Song, SongSource, User
+from persistence.models import Job, Song, SongSource, TokenRole, User
 
 
 def _text_limits() -> dict[str, int]:
@@ -26,6 +26,7 @@ TEXT_LIMITS = _text_limits()
 REQUIRED_SONG_TEXT = ("title", "artist")
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,64}")
+TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -99,3 +100,20 @@ def clean_user(username: str, email: str | None) -> dict[str, Any]:
         if len(cleaned_email) > 254 or not EMAIL.fullmatch(cleaned_email):
             raise ValidationError("email", "email must be a valid address")
     return {"username": username, "email": cleaned_email}
+
+
+def clean_token_name(name: str) -> str:
+    name = name.strip()
+    if not TOKEN_NAME.fullmatch(name):
+        raise ValidationError(
+            "name", "a token name must be 1 to 64 letters, digits, dots, dashes or underscores"
+        )
+    return name
+
+
+def clean_token_role(role: str) -> TokenRole:
+    try:
+        return TokenRole(role.strip())
+    except ValueError:
+        roles = ", ".join(member.value for member in TokenRole)
+        raise ValidationError("role", f"a token's role must be one of {roles}") from None

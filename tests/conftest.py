@@ -12,6 +12,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from starlette.applications import Starlette
 
 from graph.server.app import create_app
 from persistence.database import Database
@@ -118,10 +119,28 @@ async def db(migrated_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(db=db)
+def app(db: Database) -> Starlette:
+    return create_app(db=db)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous caller (an editor, as in development)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://songbook.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def admin_client(app: Starlette, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A caller with an admin's API token: may do everything, and act for any worker."""
+    from tests.auth import bearer, issue_token
+
+    headers = bearer(await issue_token(db, "admin", name="test-admin"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://songbook.test", headers=headers
+    ) as c:
         yield c
 
 
@@ -175,3 +194,8 @@ class GraphQLClient:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(client)
+
+
+@pytest.fixture
+def admin_gql(admin_client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(admin_client)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from persistence.database import Database
 from persistence.models import Job, Song, SongSource
 from persistence.repositories import JobRepository
+from tests.auth import bearer, issue_token
 from tests.conftest import GraphQLClient
 
 JOB_FIELDS = "id status progress message claimedBy leaseExpiresAt createdAt updatedAt"
@@ -30,16 +31,16 @@ CREATE_SONG_WITH_JOB = f"""mutation($input: CreateSongInput!) {{
   createSongWithJob(input: $input) {{
     __typename ... on CreateSongWithJobSuccess {{ song {{ id }} job {{ {JOB_FIELDS} }} }}
   }} }}"""
-CLAIM = f"""mutation($worker: String!) {{
+CLAIM = f"""mutation($worker: String) {{
   claimJob(workerId: $worker) {{
     __typename ... on ClaimJobSuccess {{ job {{ {JOB_FIELDS} }} }} ... on Error {{ message }}
   }} }}"""
-REPORT = f"""mutation($id: ID!, $worker: String!, $progress: Int!, $message: String) {{
+REPORT = f"""mutation($id: ID!, $worker: String, $progress: Int!, $message: String) {{
   reportJobProgress(jobId: $id, workerId: $worker, progress: $progress, message: $message) {{
     {result("WorkerJobSuccess")} }} }}"""
-COMPLETE = f"""mutation($id: ID!, $worker: String!) {{
+COMPLETE = f"""mutation($id: ID!, $worker: String) {{
   completeJob(jobId: $id, workerId: $worker) {{ {result("WorkerJobSuccess")} }} }}"""
-FAIL = f"""mutation($id: ID!, $worker: String!, $message: String!) {{
+FAIL = f"""mutation($id: ID!, $worker: String, $message: String!) {{
   failJob(jobId: $id, workerId: $worker, message: $message) {{ {result("WorkerJobSuccess")} }} }}"""
 UPDATE = f"""mutation($input: UpdateJobInput!) {{
   updateJob(input: $input) {{ {result("UpdateJobSuccess")} }} }}"""
@@ -57,27 +58,34 @@ async def new_song_with_job(gql: GraphQLClient, title: str = "Hello") -> tuple[s
     return result["song"]["id"], result["job"]
 
 
-async def claim(gql: GraphQLClient, worker: str) -> dict[str, Any] | None:
+async def claim(gql: GraphQLClient, worker: str | None) -> dict[str, Any] | None:
+    """Claim as the named worker (an admin may), or as the caller's own worker token (None)."""
     result = (await gql.data(CLAIM, worker=worker))["claimJob"]
     assert result["__typename"] == "ClaimJobSuccess", result
     job: dict[str, Any] | None = result["job"]
     return job
 
 
-async def drain_over_http(base_url: str, workers: int) -> list[list[str]]:
-    """`workers` clients, one connection each, claiming at once until no job is left;
-    the ids of the jobs each one claimed."""
+async def drain_over_http(base_url: str, tokens: list[str]) -> list[list[str]]:
+    """A client per worker token, one connection each, claiming at once until no job is
+    left; the ids of the jobs each one claimed."""
 
-    async def worker(number: int) -> list[str]:
+    async def worker(token: str) -> list[str]:
         claimed: list[str] = []
         limits = httpx.Limits(max_connections=1)
-        async with httpx.AsyncClient(base_url=base_url, limits=limits) as http:
+        async with httpx.AsyncClient(
+            base_url=base_url, limits=limits, headers=bearer(token)
+        ) as http:
             gql = GraphQLClient(http)
-            while (job := await claim(gql, f"worker-{number}")) is not None:
+            while (job := await claim(gql, None)) is not None:
                 claimed.append(job["id"])
         return claimed
 
-    return list(await asyncio.gather(*(worker(n) for n in range(workers))))
+    return list(await asyncio.gather(*(worker(token) for token in tokens)))
+
+
+async def worker_tokens(database_url: str, count: int) -> list[str]:
+    return [await issue_token(database_url, "worker", f"worker-{n}") for n in range(count)]
 
 
 async def drain_through_repository(claimers: list[Database]) -> list[list[str]]:

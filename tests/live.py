@@ -1,5 +1,6 @@
 """Real Songbook server processes, for behaviour that crosses a process boundary."""
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,6 +14,19 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run_command(database_url: str, *args: str) -> tuple[int, str]:
+    """Run `songbook ARGS...` on the database; its exit code and standard output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "graph.server.cli", *args,
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    stdout, _ = await process.communicate()
+    return await process.wait(), stdout.decode()
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ import httpx
 from persistence.database import Database
 from persistence.models import JobStatus
 from persistence.settings import DatabaseSettings
+from tests.auth import bearer, issue_token
 from tests.conftest import GraphQLClient
 from tests.factories import global_id
 from tests.jobs import (
@@ -23,6 +24,7 @@ from tests.jobs import (
     new_song_with_job,
     report,
     stored_jobs,
+    worker_tokens,
 )
 from tests.live import live_server
 
@@ -65,7 +67,7 @@ async def test_claims_over_http_to_a_live_server_are_exactly_once(
         db = Database(DatabaseSettings(url=empty_url))
         try:
             job_ids = await add_pending_jobs(db, JOBS)
-            claims = await drain_over_http(server.url, CLAIMERS)
+            claims = await drain_over_http(server.url, await worker_tokens(empty_url, CLAIMERS))
             rows = await stored_jobs(db)
         finally:
             await db.dispose()
@@ -80,8 +82,10 @@ async def test_claims_over_http_to_a_live_server_are_exactly_once(
 
 @asynccontextmanager
 async def live_client(url: str, tmp_path: Path, **env: str) -> AsyncIterator[GraphQLClient]:
+    """A client of a live server with an admin's token, acting for the workers it names."""
     with live_server(url, tmp_path, env=env) as server:
-        async with httpx.AsyncClient(base_url=server.url) as http:
+        headers = bearer(await issue_token(url, "admin"))
+        async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
             yield GraphQLClient(http)
 
 

@@ -19,6 +19,7 @@ from persistence.errors import Conflict, ValidationError
 from persistence.events import JobEvent, JobEvents
 from persistence.models import SongSource
 from persistence.repositories import JobRepository, SongRepository
+from tests.auth import bearer, issue_token
 from tests.conftest import GraphQLClient
 from tests.factories import add_song, global_id
 from tests.jobs import claim, complete, new_song_with_job, report
@@ -34,8 +35,11 @@ RENAME = """mutation($id: ID!, $title: String!) {
 
 
 @asynccontextmanager
-async def http_client(server: LiveServer) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+async def http_client(server: LiveServer, url: str) -> AsyncIterator[GraphQLClient]:
+    """A client of a live server on the database `url`, with an admin's token (acting for
+    the workers it names)."""
+    headers = bearer(await issue_token(url, "admin"))
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
         yield GraphQLClient(http)
 
 
@@ -44,7 +48,10 @@ async def test_a_subscriber_sees_every_committed_change(
     empty_url: str, tmp_path: Path, protocol: str
 ) -> None:
     with live_server(empty_url, tmp_path) as server:
-        async with http_client(server) as gql, graphql_socket(server.ws_url, protocol) as ws:
+        async with (
+            http_client(server, empty_url) as gql,
+            graphql_socket(server.ws_url, protocol) as ws,
+        ):
             await ws.subscribe(JOB_UPDATED)
             await asyncio.sleep(0.2)  # let the server register the subscription
             song_id, job = await new_song_with_job(gql, "Hello")
@@ -76,7 +83,7 @@ async def test_a_subscriber_sees_every_committed_change(
 
 async def test_subscriptions_follow_one_job_or_one_song(empty_url: str, tmp_path: Path) -> None:
     with live_server(empty_url, tmp_path) as server:
-        async with http_client(server) as gql:
+        async with http_client(server, empty_url) as gql:
             first_song, first_job = await new_song_with_job(gql, "First")
             second_song, second_job = await new_song_with_job(gql, "Second")
             async with (
@@ -193,7 +200,11 @@ async def test_a_slow_subscriber_is_dropped_and_the_others_keep_up(
     events = JobEvents.of(db)
     async with (
         serve_in_process(app) as url,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://t",
+            headers=bearer(await issue_token(db, "admin")),
+        ) as http,
     ):
         gql = GraphQLClient(http)
         song = await add_song(db, lyrics=random_text(100_000))
@@ -251,7 +262,7 @@ async def test_changes_reach_subscribers_of_another_server_process(
         live_server(empty_url, tmp_path) as written,
     ):
         async with (
-            http_client(written) as gql,
+            http_client(written, empty_url) as gql,
             graphql_socket(watched.ws_url) as ws,
             graphql_socket(written.ws_url, LEGACY_WS) as local,
         ):

@@ -21,6 +21,13 @@ from tests.jobs import (
 )
 
 
+@pytest.fixture
+def gql(admin_gql: GraphQLClient) -> GraphQLClient:
+    """Every call as an admin, who may act for any worker: these tests are about jobs, not
+    about roles (tests/test_auth.py is)."""
+    return admin_gql
+
+
 async def job_in(gql: GraphQLClient, status: str) -> str:
     """A job brought to `status` the way workers do it; its id."""
     _, job = await new_song_with_job(gql)

@@ -14,13 +14,21 @@ import httpx
 from graphql import OperationDefinitionNode, build_schema, parse, validate
 
 from tests import js
-from tests.live import live_server
+from tests.live import live_server, run_command
 from tests.ws import graphql_socket
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_BLOCK = re.compile(r"^```graphql\n(.*?)^```", re.MULTILINE | re.DOTALL)
 JS_BLOCK = re.compile(r"^```js\n(.*?)^```", re.MULTILINE | re.DOTALL)
 README_WS_URL = "ws://127.0.0.1:8000/graphql"
+# The README's commands issuing tokens, and the fields each role's token is sent for.
+TOKEN_COMMAND = re.compile(
+    r"^\.venv/bin/songbook (token create [^#\n]*--role (\w+))\s*(?:#.*)?$", re.MULTILINE
+)
+FIELDS_OF_ROLE = {
+    "worker": re.compile(r"\b(claimJob|reportJobProgress|completeJob|failJob)\b"),
+    "admin": re.compile(r"\b(createUser|updateJob)\b"),
+}
 CONNECTED = "readme-test: connected"
 
 
@@ -104,6 +112,12 @@ async def test_readme_examples_run_in_order_against_a_live_server(
     known: dict[str, str] = {}
     with live_server(empty_url, tmp_path) as server:
         script = node_script(server.ws_url, tmp_path)
+        headers: dict[str, dict[str, str]] = {}
+        for command, role in TOKEN_COMMAND.findall((ROOT / "README.md").read_text("utf-8")):
+            status, output = await run_command(empty_url, *command.split())
+            assert status == 0, output
+            headers[role] = {"Authorization": f"Bearer {output.splitlines()[-1]}"}
+        assert headers.keys() == FIELDS_OF_ROLE.keys()
         async with (
             httpx.AsyncClient(base_url=server.url) as http,
             graphql_socket(server.ws_url) as socket,
@@ -120,7 +134,12 @@ async def test_readme_examples_run_in_order_against_a_live_server(
                     await asyncio.sleep(0.5)  # let the server register the subscriptions
                     continue
                 response = await http.post(
-                    "/graphql", json={"query": document, "variables": variables}
+                    "/graphql",
+                    json={"query": document, "variables": variables},
+                    headers=next(
+                        (headers[r] for r, f in FIELDS_OF_ROLE.items() if f.search(document)),
+                        None,
+                    ),
                 )
                 assert response.status_code == 200, (name, response.text)
                 body = response.json()

@@ -66,12 +66,14 @@ async def test_create_song_trims_text_and_reads_back(gql: GraphQLClient, db: Dat
     assert stored.title == "Hello"
 
 
-async def test_node_resolves_every_type_by_global_id(gql: GraphQLClient, db: Database) -> None:
+async def test_node_resolves_every_type_by_global_id(
+    gql: GraphQLClient, admin_gql: GraphQLClient, db: Database
+) -> None:
     song = await add_song(db, jobs_per_song=1)
     job_id = (await gql.data("{ jobs { edges { node { id } } } }"))["jobs"]["edges"][0]["node"][
         "id"
     ]
-    user = await gql.data(
+    user = await admin_gql.data(
         'mutation { createUser(input: {username: "ada"}) { ... on CreateUserSuccess { user { id } } } }'
     )
     user_id = user["createUser"]["user"]["id"]

@@ -69,13 +69,17 @@ class GraphQLSocket:
 
 @asynccontextmanager
 async def graphql_socket(
-    url: str, protocol: str = TRANSPORT_WS, **options: Any
+    url: str,
+    protocol: str = TRANSPORT_WS,
+    init: dict[str, Any] | None = None,
+    **options: Any,
 ) -> AsyncIterator[GraphQLSocket]:
-    """A connection through its handshake (connection_init / connection_ack)."""
+    """A connection through its handshake (connection_init with `init` as its payload, then
+    connection_ack)."""
     async with connect(url, subprotocols=[Subprotocol(protocol)], **options) as connection:
         assert connection.subprotocol == protocol
         socket = GraphQLSocket(connection, protocol)
-        await socket.send({"type": "connection_init", "payload": {}})
+        await socket.send({"type": "connection_init", "payload": init or {}})
         ack = await socket.receive()
         assert ack["type"] == "connection_ack", ack
         yield socket

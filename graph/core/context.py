@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from graph.core.documents import DocumentSource
+from graph.core.identity import Identity, Role
 from graph.core.loaders import RequestLoaders
 from graph.core.settings import Settings
 from persistence.database import Database
@@ -18,6 +19,8 @@ from persistence.events import JobEvents
 from persistence.repositories import Repository
 
 R = TypeVar("R", bound=Repository[Any])
+# Until a request's caller is known.
+NOBODY = Identity.anonymous(Role.NONE)
 
 
 class Repositories:
@@ -46,6 +49,10 @@ class Context:
     events: JobEvents
     # The rules that turn a request into its document (graph/server/documents.py).
     documents: DocumentSource | None = None
+    # Who is asking (graph/server/auth.py); a WebSocket's is decided by its connection_init.
+    identity: Identity = NOBODY
+    # A WebSocket's connection_init payload, as Strawberry hands it over.
+    connection_params: dict[str, object] | None = None
     loaders: RequestLoaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,30 +1,49 @@
 """Schema extensions: stable error codes, caches, and the limits every operation meets."""
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import strawberry.extensions
-from graphql import GraphQLError, OperationDefinitionNode
-from strawberry.extensions import (
-    AddValidationRules,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    validate,
 )
+from graphql.language import DocumentNode
+from graphql.validation import OverlappingFieldsCanBeMergedRule
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types import ExecutionContext
 
 from graph.core.documents import DocumentResolution, provided_operation_name
 from graph.core.errors import camel_case
+from graph.core.limits import measure, parse_options, too_large
+from graph.core.settings import Settings
 from persistence import errors as domain
 
 logger = logging.getLogger("songbook.graph")
 
-MAX_QUERY_DEPTH = 12
 PARSER_CACHE_SIZE = 512
 VALIDATION_CACHE_SIZE = 512
-# QueryDepthLimiter builds its rule class anew each time it is made, and the validation
-# cache is keyed by the rules: built once here, so a repeated document is validated once.
-DEPTH_RULES = tuple(QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules)
+# Work graphql-core's OverlappingFieldsCanBeMergedRule may do on one document, in its own
+# units (about a field comparison each). Its default, 500,000, lets a document within the
+# token and shape limits (one field repeated 3,500 times) hold the CPU for seconds; real
+# operations spend a handful. Past the budget, validation stops: "Validation aborted."
+FIELD_MERGING_BUDGET = 20_000
+
+
+def _settings(context: ExecutionContext) -> Settings:
+    settings = getattr(context.context, "settings", None)
+    assert isinstance(settings, Settings), "the request's Context carries the settings"
+    return settings
 
 
 def _coded(error: GraphQLError, message: str, code: str, **more: object) -> GraphQLError:
@@ -90,7 +109,10 @@ class ErrorCodes(SchemaExtension):
         if (error.extensions or {}).get("code"):
             return error
         if self.execution_context.graphql_document is None:
-            return _coded(error, error.message, "GRAPHQL_PARSE_FAILED")
+            max_tokens = self.execution_context.parse_options.get("max_tokens")
+            return too_large(error, max_tokens) or _coded(
+                error, error.message, "GRAPHQL_PARSE_FAILED"
+            )
         if not self.executing:
             return _coded(error, error.message, "GRAPHQL_VALIDATION_FAILED")
         if error.path is None:
@@ -99,15 +121,18 @@ class ErrorCodes(SchemaExtension):
 
 
 class ParserCache(strawberry.extensions.ParserCache):
-    """Strawberry's parser cache, letting syntax errors reach the result as errors.
+    """Strawberry's parser cache, with the token limit, letting syntax errors reach the
+    result as errors.
 
     The stock extension parses before Strawberry's own error handling is in place, so a
     syntax error escapes every extension (and so gets no code). Here a failed parse
-    leaves the document unset; Strawberry then parses again and reports the error.
+    leaves the document unset; Strawberry then parses again (with the same options, so a
+    document over the token limit is again abandoned at the limit) and reports the error.
     """
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
+        context.parse_options = parse_options(_settings(context))
         with contextlib.suppress(GraphQLError):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options
@@ -115,10 +140,120 @@ class ParserCache(strawberry.extensions.ParserCache):
         yield
 
 
+class OperationLimits(SchemaExtension):
+    """Refuse an operation over the depth, aliases or nodes limit (graph/core/limits.py)
+    before it is validated: validating, let alone running, a document whose fragments
+    multiply can take time exponential in its length. Measuring it takes linear time."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            shape = measure(
+                context.schema._schema,
+                document,
+                provided_operation_name(context),
+                context.variables,
+            )
+            refusals = shape.refusals(_settings(context))
+            if refusals:
+                # Strawberry validates only while no errors are set (its _run_validation).
+                context.pre_execution_errors = refusals
+        yield
+
+
+class BoundedFieldMerging(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's OverlappingFieldsCanBeMergedRule within FIELD_MERGING_BUDGET. The
+    budget is kept in the rule's RuleContext (graphql-core 3.3, pinned in pyproject.toml)."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = FIELD_MERGING_BUDGET
+
+
+Rules = tuple[type[ASTValidationRule], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def validation_rules(base: Rules, introspection: bool) -> Rules:
+    """The rules a request's document must pass: graphql-core's (with field merging
+    bounded), Strawberry's own two (as its validate_document adds them), and no
+    `__schema` or `__type` unless introspection is on (`__typename` stays allowed)."""
+    rules = tuple(
+        BoundedFieldMerging if rule is OverlappingFieldsCanBeMergedRule else rule for rule in base
+    )
+    rules += (MaybeNullValidationRule, OneOfInputValidationRule)
+    return rules if introspection else (*rules, NoSchemaIntrospectionCustomRule)
+
+
+@functools.lru_cache(maxsize=VALIDATION_CACHE_SIZE)
+def _validate(
+    schema: GraphQLSchema, document: DocumentNode, rules: Rules, hide_suggestions: bool
+) -> list[GraphQLError]:
+    errors = validate(schema, document, rules, hide_suggestions=hide_suggestions)
+    if hide_suggestions:
+        # graphql-core's ScalarLeafsRule still hints "Did you mean 'songs { ... }'?".
+        errors = [_without_suggestion(error) for error in errors]
+    return errors
+
+
+def _without_suggestion(error: GraphQLError) -> GraphQLError:
+    message, suggested, _ = error.message.partition(" Did you mean ")
+    if not suggested:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=error.extensions,
+    )
+
+
+class CachedValidation(SchemaExtension):
+    """graphql-core's validation with the rules and suggestions the settings decide,
+    cached like Strawberry's ValidationCache (which it replaces: that one keys on the
+    document and rules alone, and always validates). The cache keys on the parsed
+    document (one object per query text, from ParserCache), the rules and whether
+    suggestions are hidden, so a repeated document is validated once. Nothing is
+    validated once an extension before this one has refused the operation."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            settings = _settings(context)
+            rules = validation_rules(tuple(context.validation_rules), settings.introspection_on)
+            context.pre_execution_errors = _validate(
+                context.schema._schema, document, rules, not settings.suggestions_on
+            )
+        yield
+
+
+class Executor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's graphql-core executor, leaving "Did you mean ...?" out of variable
+    errors (an enum value or input field misspelt) unless the settings allow suggestions.
+
+    graphql-core takes `hide_suggestions` per call, and Strawberry 0.341 (pinned in
+    pyproject.toml) never passes it; `build` is where each operation's executor is made,
+    with the request's context at hand.
+    """
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        # graphql-core passes (schema, document, root_value, context_value, ...) by position.
+        context = args[3] if len(args) > 3 else kwargs.get("context_value")
+        settings = getattr(context, "settings", None)
+        if isinstance(settings, Settings):
+            kwargs["hide_suggestions"] = not settings.suggestions_on
+        return super().build(*args, **kwargs)
+
+
 class OperationNameRequired(SchemaExtension):
     """A document of several operations must name the one to run (the spec's
     GetOperation); Strawberry alone would quietly run the first. Listed after
-    ValidationCache, so its error joins the cached validation's."""
+    CachedValidation, so its error joins the validation's."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -139,8 +274,9 @@ class OperationNameRequired(SchemaExtension):
 EXTENSIONS: list[Callable[[], SchemaExtension]] = [
     ErrorCodes,
     lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
-    lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
-    lambda: AddValidationRules(list(DEPTH_RULES)),
+    # Before validation, which it spares a document it refuses.
+    OperationLimits,
+    CachedValidation,
     OperationNameRequired,
     # Last: its refusal replaces what validation found, and it registers a persisted
     # query only after every other check passed.

@@ -5,7 +5,7 @@ Every request carries one Identity, decided by graph/server/auth.py from its bea
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Role(enum.StrEnum):
@@ -38,6 +38,9 @@ class Identity:
     name: str | None = None
     # When a JWT stops being valid (seconds since the epoch); None when it does not expire.
     expires_at: float | None = None
+    # An API token's SHA-256 (never the token): how the authenticator checks, for a
+    # long-lived connection, that the token has not been revoked since.
+    secret_hash: str | None = field(default=None, repr=False)
 
     @classmethod
     def anonymous(cls, role: Role) -> "Identity":

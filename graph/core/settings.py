@@ -41,7 +41,9 @@ class Settings(EnvironmentSettings):
         None,
     )
     jwt_secret: SecretStr | None = env(
-        "SONGBOOK_JWT_SECRET", "Verify JWTs signed with this HS256 secret.", None
+        "SONGBOOK_JWT_SECRET",
+        "Verify JWTs signed with this HS256 secret (at least 32 bytes).",
+        None,
     )
     jwt_jwks_url: str | None = env(
         "SONGBOOK_JWT_JWKS_URL",
@@ -161,6 +163,9 @@ class Settings(EnvironmentSettings):
     def _safe_in_production(self) -> "Settings":
         if self.jwt_secret is not None and self.jwt_jwks_url is not None:
             raise SettingsError("set SONGBOOK_JWT_SECRET or SONGBOOK_JWT_JWKS_URL, not both")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < 32:
+            # PyJWT refuses shorter HS256 keys (RFC 7518: at least the hash's 256 bits).
+            raise SettingsError("SONGBOOK_JWT_SECRET must be at least 32 bytes long")
         if (self.jwt_issuer or self.jwt_audience) and not self.jwt_configured:
             raise SettingsError(
                 "SONGBOOK_JWT_ISSUER or SONGBOOK_JWT_AUDIENCE is set but no key is: set "

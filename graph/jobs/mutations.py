@@ -6,6 +6,7 @@ import strawberry
 
 from graph.core.context import Info
 from graph.core.errors import InvalidInput, NotFoundError
+from graph.core.permissions import IsAdmin, IsEditor
 from graph.core.relay import Node
 from graph.jobs.errors import InvalidJobTransitionError
 from graph.jobs.loaders import prime_job
@@ -62,10 +63,11 @@ def _not_null(value: T | None, field: str) -> T:
 @strawberry.type
 class JobMutation:
     @strawberry.mutation(
+        permission_classes=[IsAdmin],
         description=(
-            "Record a job's status, progress or message, as the lifecycle allows: a refused "
-            "change changes nothing."
-        )
+            "Admins only: record a job's status, progress or message, as the lifecycle "
+            "allows (bypassing workers' claims); a refused change changes nothing."
+        ),
     )
     async def update_job(
         self,
@@ -107,10 +109,11 @@ class JobMutation:
         return UpdateJobSuccess(job=Job.from_model(row))
 
     @strawberry.mutation(
+        permission_classes=[IsEditor],
         description=(
             "Queue a new PENDING job for a song whose newest job FAILED (or that has none); "
             "the failed job stays in the song's history."
-        )
+        ),
     )
     async def retry_job(
         self,

@@ -12,6 +12,8 @@ import strawberry
 
 from graph.core.context import Info
 from graph.core.errors import InvalidInput, NotFoundError
+from graph.core.identity import Role
+from graph.core.permissions import Forbidden, IsWorker, identity_of
 from graph.jobs.errors import ClaimNotHeldError, InvalidJobTransitionError
 from graph.jobs.loaders import prime_job
 from graph.jobs.types import Job
@@ -23,10 +25,11 @@ from persistence.validation import clean_text
 MAX_WORKER_ID_LENGTH = 128
 
 WorkerId = Annotated[
-    str,
+    str | None,
     strawberry.argument(
-        description=f"Who the worker is (1-{MAX_WORKER_ID_LENGTH} characters): the same on "
-        "every call about one job."
+        description="Who the worker is: its token's name, which is used when this is left "
+        "out. A worker's token acts only as itself; admins may name any worker "
+        f"(1-{MAX_WORKER_ID_LENGTH} characters)."
     ),
 ]
 ClaimedJobId = Annotated[
@@ -68,6 +71,23 @@ def clean_worker_id(worker_id: str) -> str:
     return worker_id
 
 
+def acting_worker(info: Info, worker_id: str | None) -> str:
+    """The worker a call acts as: a worker's token names it, and any workerId given must
+    match; an admin may act for the worker it names, or as itself."""
+    identity = identity_of(info)
+    given = None if worker_id is None else clean_worker_id(worker_id)
+    if identity.role is Role.WORKER:
+        assert identity.worker_id is not None
+        if given is not None and given != identity.worker_id:
+            raise Forbidden("A worker's token acts only as that worker: leave workerId out")
+        return identity.worker_id
+    if given is not None:
+        return given
+    if identity.worker_id is None:
+        raise ValidationError("worker_id", "workerId is required: this caller is no worker")
+    return clean_worker_id(identity.worker_id)
+
+
 async def _change_held_job(
     info: Info,
     job_global_id: str,
@@ -95,34 +115,35 @@ async def _change_held_job(
 @strawberry.type
 class WorkerMutation:
     @strawberry.mutation(
+        permission_classes=[IsWorker],
         description=(
             "Take the oldest waiting job (or one whose worker's lease lapsed) and mark it "
             "PROCESSING for this worker, with a lease it extends by reporting."
-        )
+        ),
     )
-    async def claim_job(self, info: Info, worker_id: WorkerId) -> ClaimJobPayload:
+    async def claim_job(self, info: Info, worker_id: WorkerId = None) -> ClaimJobPayload:
         try:
-            worker_id = clean_worker_id(worker_id)
+            worker = acting_worker(info, worker_id)
         except ValidationError as error:
             return InvalidInput.of(error)
         async with info.context.write() as repos:
-            row = await repos(JobRepository).claim_next(worker_id, info.context.settings.job_lease)
+            row = await repos(JobRepository).claim_next(worker, info.context.settings.job_lease)
         if row is None:
             return ClaimJobSuccess(job=None)
         prime_job(info.context.loaders, row)
         return ClaimJobSuccess(job=Job.from_model(row))
 
     @strawberry.mutation(
+        permission_classes=[IsWorker],
         description=(
             "Record the claim holder's progress (never lower than before) and latest step; "
             "extends its lease."
-        )
+        ),
     )
     async def report_job_progress(
         self,
         info: Info,
         job_id: ClaimedJobId,
-        worker_id: WorkerId,
         progress: Annotated[
             int, strawberry.argument(description="0 to 100, never lower than reported before.")
         ],
@@ -130,9 +151,10 @@ class WorkerMutation:
             str | None,
             strawberry.argument(description="The step the worker is on; left as it was if null."),
         ] = None,
+        worker_id: WorkerId = None,
     ) -> WorkerJobPayload:
         try:
-            worker_id = clean_worker_id(worker_id)
+            worker = acting_worker(info, worker_id)
             message = clean_text("message", message)
         except ValidationError as error:
             return InvalidInput.of(error)
@@ -140,33 +162,37 @@ class WorkerMutation:
         return await _change_held_job(
             info,
             job_id,
-            lambda jobs, id: jobs.report_progress(id, worker_id, progress, message, lease),
+            lambda jobs, id: jobs.report_progress(id, worker, progress, message, lease),
         )
 
-    @strawberry.mutation(description="The claim holder finished the job: COMPLETED, progress 100.")
+    @strawberry.mutation(
+        permission_classes=[IsWorker],
+        description="The claim holder finished the job: COMPLETED, progress 100.",
+    )
     async def complete_job(
-        self, info: Info, job_id: ClaimedJobId, worker_id: WorkerId
+        self, info: Info, job_id: ClaimedJobId, worker_id: WorkerId = None
     ) -> WorkerJobPayload:
         try:
-            worker_id = clean_worker_id(worker_id)
+            worker = acting_worker(info, worker_id)
         except ValidationError as error:
             return InvalidInput.of(error)
-        return await _change_held_job(info, job_id, lambda jobs, id: jobs.complete(id, worker_id))
+        return await _change_held_job(info, job_id, lambda jobs, id: jobs.complete(id, worker))
 
-    @strawberry.mutation(description="The claim holder gave up on the job: FAILED, with why.")
+    @strawberry.mutation(
+        permission_classes=[IsWorker],
+        description="The claim holder gave up on the job: FAILED, with why.",
+    )
     async def fail_job(
         self,
         info: Info,
         job_id: ClaimedJobId,
-        worker_id: WorkerId,
         message: Annotated[str, strawberry.argument(description="Why the job failed.")],
+        worker_id: WorkerId = None,
     ) -> WorkerJobPayload:
         try:
-            worker_id = clean_worker_id(worker_id)
+            worker = acting_worker(info, worker_id)
             reason = clean_text("message", message, required=True)
         except ValidationError as error:
             return InvalidInput.of(error)
         assert reason is not None
-        return await _change_held_job(
-            info, job_id, lambda jobs, id: jobs.fail(id, worker_id, reason)
-        )
+        return await _change_held_job(info, job_id, lambda jobs, id: jobs.fail(id, worker, reason))

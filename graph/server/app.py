@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from graph.core.settings import Settings
 from graph.schema import schema
+from graph.server.auth import Authenticator
 from graph.server.documents import DocumentPolicy, PersistedQueries, TrustedDocuments
 from graph.server.headers import SecurityHeaders
 from graph.server.health import Readiness, liveness
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings=settings,
         events=events,
         documents=DocumentPolicy(store, trusted),
+        authenticator=Authenticator(settings, db),
         graphiql=graphiql,
         # Pages on other origins may open the subscription socket on the same terms as CORS.
         allowed_origins=settings.cors_origins,

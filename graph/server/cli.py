@@ -1,16 +1,21 @@
-"""The `songbook` command: serve, migrate, export-schema, seed."""
+"""The `songbook` command: serve, migrate, export-schema, seed, token."""
 
 import argparse
 import asyncio
 import math
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from persistence.settings import DatabaseSettings, SettingsError
 
 if TYPE_CHECKING:
     from graph.core.settings import Settings
+    from persistence.repositories import ApiTokenRepository
+
+T = TypeVar("T")
 
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 # Exit status for settings that do not parse or are unsafe (as for bad arguments).
@@ -62,6 +67,8 @@ def serve(args: argparse.Namespace, settings: "Settings") -> None:
         reload=args.reload,
         workers=None if args.reload else args.workers,
         log_level=args.log_level,
+        # A WebSocket message larger than a request body may be is closed with 1009.
+        ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
     )
     serving.serve(config)
@@ -91,6 +98,122 @@ def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
         + (f" ({', '.join(unfinished)})" if unfinished else "")
         + f" to {database_label(settings.url)}"
     )
+
+
+async def _with_tokens(
+    settings: DatabaseSettings, work: "Callable[[ApiTokenRepository], Awaitable[T]]"
+) -> T:
+    """Run `work` on the API tokens in one transaction, and close the database."""
+    from persistence.database import Database
+    from persistence.repositories import ApiTokenRepository
+
+    db = Database(settings)
+    try:
+        async with db.transaction() as session:
+            return await work(ApiTokenRepository(session))
+    finally:
+        await db.dispose()
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def token_create(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+    from persistence.validation import clean_token_name, clean_token_role
+
+    # Refuse bad input before the database is touched, migration included.
+    name, role = clean_token_name(args.name), clean_token_role(args.role)
+    migrate(settings)
+    row, secret = asyncio.run(_with_tokens(settings, lambda t: t.create(name=name, role=role)))
+    print(
+        f"Created the API token {row.name} (role {row.role}). It is shown this once, as the "
+        "last line of standard output: store it now.",
+        file=sys.stderr,
+    )
+    print(secret)
+
+
+def token_list(settings: DatabaseSettings) -> None:
+    migrate(settings)
+    tokens = asyncio.run(_with_tokens(settings, lambda t: t.all()))
+    if not tokens:
+        print("No API tokens yet: `songbook token create` makes one.", file=sys.stderr)
+        return
+    rows = [("NAME", "ROLE", "CREATED", "REVOKED")] + [
+        (t.name, t.role.value, _when(t.created_at), _when(t.revoked_at)) for t in tokens
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def token_revoke(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+    migrate(settings)
+    if not asyncio.run(_with_tokens(settings, lambda t: t.revoke(args.name))):
+        sys.exit(f"songbook: no active API token is named {args.name}")
+    print(
+        f"Revoked the API token {args.name.strip()}: every server refuses it within "
+        "SONGBOOK_TOKEN_CACHE_SECONDS."
+    )
+
+
+def token(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+    from persistence.errors import Conflict, ValidationError
+
+    try:
+        if args.token_command == "create":
+            token_create(args, settings)
+        elif args.token_command == "list":
+            token_list(settings)
+        elif args.token_command == "revoke":
+            token_revoke(args, settings)
+    except (ValidationError, Conflict) as error:
+        sys.exit(f"songbook: {error.message}")
+
+
+def add_token_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    token_parser = commands.add_parser(
+        "token",
+        help="create, list and revoke API tokens",
+        description=(
+            "API tokens let programs (workers, scripts) call the API with "
+            "`Authorization: Bearer <token>`. Only a token's SHA-256 is stored."
+        ),
+    )
+    token_commands = token_parser.add_subparsers(dest="token_command", required=True)
+    create_parser = token_commands.add_parser(
+        "create",
+        help="make a token and print it, once",
+        description=(
+            "Migrate, then make an API token. The token is printed alone on the last line "
+            "of standard output and never again; what was made goes to stderr."
+        ),
+    )
+    create_parser.add_argument(
+        "--name",
+        required=True,
+        help="1 to 64 letters, digits, dots, dashes or underscores, unique among active "
+        "tokens; a worker token's name is the worker's id",
+    )
+    create_parser.add_argument(
+        "--role",
+        required=True,
+        metavar="reader|editor|worker|admin",
+        help="what the token may do",
+    )
+    token_commands.add_parser(
+        "list", help="list tokens: name, role, created, revoked (never the secret)"
+    )
+    revoke_parser = token_commands.add_parser(
+        "revoke",
+        help="revoke the active token of a name",
+        description="Revoke the active token of this name; servers refuse it within "
+        "SONGBOOK_TOKEN_CACHE_SECONDS.",
+    )
+    revoke_parser.add_argument("name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: random per run)"
         ),
     )
+    add_token_parser(commands)
     return parser
 
 
@@ -213,6 +337,8 @@ def run(args: argparse.Namespace) -> None:
         if args.pending + args.processing > args.songs:
             sys.exit("songbook: --pending and --processing together cannot exceed --songs")
         seed(args, settings)
+    elif args.command == "token":
+        token(args, settings)
 
 
 if __name__ == "__main__":

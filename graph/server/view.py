@@ -1,7 +1,8 @@
 """The GraphQL endpoint: Strawberry's ASGI view with Songbook's context and HTTP rules.
 
-On top of Strawberry's view: GraphQL over HTTP to the letter (graph/server/http.py), and
-errors outside GraphQL answered as GraphQL error bodies instead of plain text. Which
+On top of Strawberry's view: GraphQL over HTTP to the letter (graph/server/http.py),
+errors outside GraphQL answered as GraphQL error bodies instead of plain text, and bodies
+over SONGBOOK_MAX_BODY_BYTES refused (413) before they are read whole. Which
 document a request runs is decided in the schema (graph/core/documents.py), the same way
 for every transport; WebSocket handling is in graph/server/websocket.py.
 
@@ -14,16 +15,16 @@ create_response, get_sub_response).
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import MissingQueryError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
@@ -31,10 +32,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
 
 from graph.core.context import Context
 from graph.core.documents import PERSISTED_QUERY_NOT_FOUND
+from graph.core.identity import Identity, Role, Unauthenticated
 from graph.core.settings import Settings
+from graph.server.auth import Authenticator
 from graph.server.deadlines import within
 from graph.server.documents import DocumentPolicy
 from graph.server.http import (
@@ -47,12 +51,14 @@ from graph.server.http import (
 )
 from graph.server.ide import GraphiQLPage
 from graph.server.websocket import (
+    CONNECTION_INIT_WAIT,
     LegacyWSHandler,
     OpenSockets,
     TextWebSocketAdapter,
     TransportWSHandler,
 )
 from persistence.database import Database
+from persistence.errors import DatabaseUnavailable
 from persistence.events import JobEvents
 
 logger = logging.getLogger("songbook.graph")
@@ -61,6 +67,7 @@ logger = logging.getLogger("songbook.graph")
 _MEDIA_TYPE = "graphql_media_type"
 _SUB_RESPONSE = "graphql_sub_response"
 _CONTEXT = "graphql_context"
+UNAUTHENTICATED = "UNAUTHENTICATED"
 # Failures that stop an operation for reasons of the server, not of the request, with the
 # status they get (under application/graphql-response+json) when no data came of it.
 _OUTAGE_STATUS = {"DATABASE_UNAVAILABLE": 503, "TIMEOUT": 504}
@@ -78,6 +85,28 @@ def is_request_error(result: ExecutionResult) -> bool:
         return True
     errors = result.errors or []
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
+def _body_too_large(limit: int) -> HTTPError:
+    return HTTPError(413, f"The request body is larger than {limit} bytes, the limit")
+
+
+def _body_limited(receive: Receive, limit: int) -> Receive:
+    """`receive`, refusing (413) a body as soon as more than `limit` bytes of it have
+    arrived: a chunked body announces no length, so it is counted as it streams, and
+    never held whole."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _body_too_large(limit)
+        return message
+
+    return limited
 
 
 def _codes(result: ExecutionResult) -> set[str]:
@@ -106,14 +135,22 @@ class SongbookGraphQL(GraphQL[Context, None]):
         settings: Settings,
         events: JobEvents,
         documents: DocumentPolicy,
+        authenticator: Authenticator,
         graphiql: GraphiQLPage | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if graphiql else None, **options)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql else None,
+            connection_init_wait_timeout=CONNECTION_INIT_WAIT,
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+            **options,
+        )
         self.db = db
         self.settings = settings
         self.events = events
         self.documents = documents
+        self.authenticator = authenticator
         self.graphiql = graphiql
         self.sockets = OpenSockets()
         self.going_away = False
@@ -131,7 +168,58 @@ class SongbookGraphQL(GraphQL[Context, None]):
         if isinstance(request, Request):
             # Found again if the request runs out of time, to stop its loaders too.
             setattr(request.state, _CONTEXT, context)
+            context.identity = await self.identify(request)
         return context
+
+    # --- Identity: a bearer token, or the anonymous role -------------------------------
+
+    async def identify(self, request: Request) -> Identity:
+        """The caller of an HTTP request; refused with 401 when its token is bad, or when it
+        sends none and anonymous callers may do nothing (GraphiQL's page is still served)."""
+        try:
+            identity = await self.authenticator.identify(request.headers.get("authorization"))
+        except Unauthenticated as error:
+            raise HTTPError(
+                401,
+                error.message,
+                code=UNAUTHENTICATED,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
+        except DatabaseUnavailable as error:
+            logger.warning("Database unavailable: %s", error.reason)
+            raise HTTPError(
+                503, "The database is unavailable", code="DATABASE_UNAVAILABLE"
+            ) from None
+        page = self.should_render_graphql_ide(cast(BaseRequestProtocol, request))
+        if identity.role is Role.NONE and not page:
+            raise HTTPError(
+                401,
+                "Authentication required: send Authorization: Bearer <token>",
+                code=UNAUTHENTICATED,
+                headers={"WWW-Authenticate": 'Bearer realm="songbook"'},
+            )
+        return identity
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        """A WebSocket's caller, from `Authorization` in connection_init's payload (or the
+        upgrade request's header); refused with the protocol's 4403 when the token is bad,
+        or missing where one is required."""
+        params = context.connection_params or {}
+        header = next(
+            (v for k, v in params.items() if k.lower() == "authorization"),
+            context.request.headers.get("authorization"),
+        )
+        if header is not None and not isinstance(header, str):
+            raise ConnectionRejectionError()
+        try:
+            identity = await self.authenticator.identify(header)
+        except (Unauthenticated, DatabaseUnavailable):
+            raise ConnectionRejectionError() from None
+        if identity.role is Role.NONE:
+            raise ConnectionRejectionError()
+        context.identity = identity
+        acknowledged: UnsetType = UNSET  # connection_ack with no payload
+        return acknowledged
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -155,8 +243,12 @@ class SongbookGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope=scope, receive=receive)
+        limit = self.settings.max_body_bytes
+        request = Request(scope=scope, receive=_body_limited(receive, limit))
         try:
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > limit:
+                raise _body_too_large(limit)
             response = await self.run_in_time(request)
         except asyncio.CancelledError:
             if not self.going_away:
@@ -205,7 +297,12 @@ class SongbookGraphQL(GraphQL[Context, None]):
         raise HTTPError(status, TIMEOUT_MESSAGE, code="TIMEOUT")
 
     def error_response(self, request: Request, error: HTTPError) -> Response:
-        media_type = getattr(request.state, _MEDIA_TYPE, None) or JSON
+        # Refused before negotiation (a body too large): negotiated here.
+        media_type = (
+            getattr(request.state, _MEDIA_TYPE, None)
+            or negotiate(request.headers.get("accept"))
+            or JSON
+        )
         return Response(
             self.encode_json(error_body(error.message, error.code)),
             status_code=error.status,

@@ -1,6 +1,6 @@
 """Subscriptions over WebSocket: Strawberry's protocol handlers, fenced.
 
-Strawberry 0.341 (pinned in pyproject.toml) offers no documented hook for two things a
+Strawberry 0.341 (pinned in pyproject.toml) offers no documented hook for what a
 WebSocket request needs here, so this module alone overrides handler internals:
 - Its handlers read `payload["query"]` and drop `payload["extensions"]`; a persisted
   query sent by hash alone has no query and lives in its extensions. The handlers below
@@ -8,6 +8,16 @@ WebSocket request needs here, so this module alone overrides handler internals:
   resolves WebSocket documents exactly as it does HTTP ones.
 - Frames must be text: graphql-ws clients (GraphiQL's among them) only parse text frames,
   and orjson's bytes would otherwise go out as binary ones.
+- Its handlers index into whatever JSON arrives: `[1,2]`, `"x"` or a subscribe whose
+  payload is not an object raised out of the handler. Each message is checked first; a
+  malformed one gets graphql-transport-ws's 4400 close (the legacy protocol, which has
+  none, drops it as Strawberry drops invalid JSON there).
+- Past SONGBOOK_WS_MAX_SUBSCRIPTIONS, Strawberry refuses a subscribe with an error that
+  has no code; here it carries TOO_MANY_SUBSCRIPTIONS.
+- A connection lives only as long as its token: IdentityWatch closes it (4403) once the
+  token expires or is revoked.
+The view passes the limits themselves (graph/server/view.py); uvicorn closes a message
+larger than SONGBOOK_MAX_BODY_BYTES with 1009 (graph/server/cli.py).
 
 `OpenSockets` needs no internals: it watches each connection's ASGI messages, so a server
 going away can close every socket with 1001 (going away) rather than uvicorn's 1012.
@@ -16,10 +26,13 @@ going away can close every socket with 1001 (going away) rather than uvicorn's 1
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-from starlette.types import Message, Receive, Scope, Send
+from graphql import GraphQLError
+from starlette.types import Message as ASGIMessage
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -27,12 +40,104 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    SubscribeMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
 
 from graph.core.context import Context
 from graph.core.documents import REQUEST_EXTENSIONS
+from persistence.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from graph.server.auth import Authenticator
+    from graph.server.view import SongbookGraphQL
+
+# How often a connection's token is checked again: with the token cache (at most 10 s
+# between lookups) and JWT leeway (5 s), a revoked or expired token ends it within 10 s.
+IDENTITY_CHECK_SECONDS = 2.0
+# graphql-transport-ws: the server refuses the connection's credentials.
+FORBIDDEN_CLOSE = 4403
+
+
+class IdentityWatch:
+    """Closes a connection (4403) once the token it was opened with expires or is revoked,
+    which ends every subscription on it; clients reconnect with a fresh token."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, authenticator: "Authenticator", context: Context, close: Any) -> None:
+        if context.identity.is_anonymous or self.task is not None:
+            return
+        self.task = asyncio.create_task(self._watch(authenticator, context, close))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    @staticmethod
+    async def _watch(authenticator: "Authenticator", context: Context, close: Any) -> None:
+        while True:
+            await asyncio.sleep(IDENTITY_CHECK_SECONDS)
+            try:
+                valid = await authenticator.still_valid(context.identity)
+            except DatabaseUnavailable:
+                # Unknown for now: the events bus tells subscribers of the outage.
+                continue
+            if not valid:
+                with contextlib.suppress(Exception):
+                    await close(code=FORBIDDEN_CLOSE, reason="Forbidden")
+                return
+
+
+# How long a client may take to send connection_init before it is closed with 4408.
+CONNECTION_INIT_WAIT = timedelta(seconds=10)
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+# The types a subscribe (or start) payload's keys must have when present and not null.
+_PAYLOAD_TYPES: dict[str, type] = {
+    "query": str,
+    "operationName": str,
+    "variables": dict,
+    "extensions": dict,
+}
+
+
+def _malformed(message: object, operations: tuple[str, ...]) -> str | None:
+    """Why `message` breaks the protocol (graphql-ws's PROTOCOL.md), or None. The
+    `operations` are the message types that carry an operation's id."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "A message must be a JSON object with a string type"
+    kind = message["type"]
+    if kind not in operations:
+        return None
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        return f"A {kind} message needs an id string"
+    if kind not in ("subscribe", "start"):
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return f"A {kind} message needs a payload object"
+    for key, expected in _PAYLOAD_TYPES.items():
+        if payload.get(key) is not None and not isinstance(payload[key], expected):
+            return f"The payload's {key} must be a {'string' if expected is str else 'object'}"
+    return None
+
+
+def _too_many(limit: int) -> GraphQLError:
+    return GraphQLError(
+        f"This connection already runs {limit} operations, the most it may: complete one "
+        "before subscribing again",
+        extensions={"code": TOO_MANY_SUBSCRIPTIONS, "allowed": limit},
+    )
 
 
 def _with_query(payload: Any) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
@@ -59,8 +164,36 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._extensions: dict[str, Mapping[str, Any] | None] = {}
+        self._watch = IdentityWatch()
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            view = cast("SongbookGraphQL", self.view)
+            self._watch.start(view.authenticator, self.context, self.websocket.close)
+
+    async def shutdown(self) -> None:
+        await self._watch.stop()
+        await super().shutdown()
+
+    async def handle_message(self, message: Message) -> None:
+        reason = _malformed(message, ("subscribe", "complete"))
+        if reason is not None:
+            await self.handle_invalid_message(reason)
+            return
+        await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            limit is not None
+            and self.connection_acknowledged
+            and message["id"] not in self.operations
+            and len(self.operations) >= limit
+        ):
+            error = _too_many(limit).formatted
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
         payload, extensions = _with_query(message.get("payload"))
         if message["id"] not in self.operations:
             self._extensions[message["id"]] = extensions
@@ -78,8 +211,34 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._extensions: dict[str, Mapping[str, Any] | None] = {}
+        self._watch = IdentityWatch()
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            view = cast("SongbookGraphQL", self.view)
+            self._watch.start(view.authenticator, self.context, self.websocket.close)
+
+    async def cleanup(self) -> None:
+        await self._watch.stop()
+        await super().cleanup()
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        if _malformed(message, ("start", "stop")) is None:
+            await super().handle_message(message)
 
     async def handle_start(self, message: StartMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            limit is not None
+            and self.connection_acknowledged
+            and message["id"] not in self.tasks
+            and len(self.tasks) >= limit
+        ):
+            # The legacy protocol's error payload is one error, not a list.
+            error = _too_many(limit).formatted
+            await self.send_message({"id": message["id"], "type": "error", "payload": error})
+            return
         payload, extensions = _with_query(message.get("payload"))
         self._extensions[message["id"]] = extensions
         await super().handle_start(cast(StartMessage, {**message, "payload": payload}))
@@ -107,7 +266,7 @@ class _Socket:
         self.closed = False
         self.sent_going_away = False
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: ASGIMessage) -> None:
         if self.sent_going_away:
             if message["type"] == "websocket.close":
                 return  # already closed, with 1001

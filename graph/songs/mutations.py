@@ -7,6 +7,7 @@ import strawberry
 from graph.core.context import Info
 from graph.core.errors import InvalidInput, NotFoundError
 from graph.core.fields import column, column_values
+from graph.core.permissions import IsEditor
 from graph.jobs.loaders import prime_job
 from graph.jobs.types import Job
 from graph.songs.errors import YouTubeIdTaken
@@ -146,7 +147,7 @@ async def _taken(info: Info, error: Conflict, youtube_id: str | None) -> YouTube
 
 @strawberry.type
 class SongMutation:
-    @strawberry.mutation(description="Add a song to the library.")
+    @strawberry.mutation(permission_classes=[IsEditor], description="Add a song to the library.")
     async def create_song(
         self,
         info: Info,
@@ -163,7 +164,10 @@ class SongMutation:
         prime_song(info.context.loaders, row)
         return CreateSongSuccess(song=Song.from_model(row))
 
-    @strawberry.mutation(description="Add a song and its pending processing job, both or neither.")
+    @strawberry.mutation(
+        permission_classes=[IsEditor],
+        description="Add a song and its pending processing job, both or neither.",
+    )
     async def create_song_with_job(
         self,
         info: Info,
@@ -182,7 +186,7 @@ class SongMutation:
         prime_job(info.context.loaders, job)
         return CreateSongWithJobSuccess(song=Song.from_model(song), job=Job.from_model(job))
 
-    @strawberry.mutation(description="Change a song's fields.")
+    @strawberry.mutation(permission_classes=[IsEditor], description="Change a song's fields.")
     async def update_song(
         self,
         info: Info,
@@ -212,7 +216,9 @@ class SongMutation:
         prime_song(info.context.loaders, row)
         return UpdateSongSuccess(song=Song.from_model(row))
 
-    @strawberry.mutation(description="Remove a song; its jobs go with it.")
+    @strawberry.mutation(
+        permission_classes=[IsEditor], description="Remove a song; its jobs go with it."
+    )
     async def delete_song(
         self,
         info: Info,

@@ -7,6 +7,7 @@ import strawberry
 from graph.core.context import Info
 from graph.core.errors import Error, InvalidInput
 from graph.core.fields import column
+from graph.core.permissions import IsAdmin
 from graph.users.types import User
 from persistence import models
 from persistence.errors import Conflict, ValidationError
@@ -40,7 +41,7 @@ CreateUserPayload = Annotated[
 
 @strawberry.type
 class UserMutation:
-    @strawberry.mutation(description="Create a user.")
+    @strawberry.mutation(permission_classes=[IsAdmin], description="Create a user (admins only).")
     async def create_user(
         self,
         info: Info,

@@ -18,3 +18,10 @@ class UserQuery:
     ) -> User | None:
         key = User.key_of(id)
         return None if key is None else await User.resolve_node(info, key)
+
+    @strawberry.field(
+        description="The caller's own user: null for anonymous callers and API tokens."
+    )
+    async def viewer(self, info: Info) -> User | None:
+        user_id = info.context.identity.user_id
+        return None if user_id is None else await User.resolve_node(info, user_id)

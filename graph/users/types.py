@@ -7,6 +7,7 @@ import strawberry
 
 from graph.core.context import Info
 from graph.core.fields import FromColumns, column
+from graph.core.permissions import IsSelfOrAdmin
 from graph.core.relay import Node
 from graph.users.loaders import user_by_id
 from persistence import models
@@ -15,7 +16,11 @@ from persistence import models
 @strawberry.type(description="A person who owns songs in the library.")
 class User(Node, FromColumns):
     username: str = column(models.User.username, description="The user's unique name.")
-    email: str | None = column(models.User.email, description="The user's email address.")
+    email: str | None = column(
+        models.User.email,
+        description="The user's email address: visible to that user and to admins only.",
+        permission_classes=[IsSelfOrAdmin],
+    )
     created_at: datetime = column(models.User.created_at, description="When the user signed up.")
 
     @classmethod

@@ -4,9 +4,11 @@ from persistence.repositories.base import Repository
 from persistence.repositories.jobs import JobRepository
 from persistence.repositories.persisted_queries import PersistedQueryRepository
 from persistence.repositories.songs import SongFilter, SongRepository, SongSort, song_order
+from persistence.repositories.tokens import ApiTokenRepository
 from persistence.repositories.users import UserRepository
 
 __all__ = [
+    "ApiTokenRepository",
     "JobRepository",
     "PersistedQueryRepository",
     "Repository",

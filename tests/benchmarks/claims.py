@@ -19,7 +19,12 @@ from persistence.migrate import upgrade
 from persistence.models import Base
 from persistence.settings import DatabaseSettings
 from tests.benchmarks.scratch import scratch_database
-from tests.jobs import add_pending_jobs, drain_over_http, drain_through_repository
+from tests.jobs import (
+    add_pending_jobs,
+    drain_over_http,
+    drain_through_repository,
+    worker_tokens,
+)
 from tests.live import live_server
 
 
@@ -37,8 +42,9 @@ async def over_http(url: str, jobs: int, workers: int, server_workers: int) -> f
         db = Database(DatabaseSettings(url=url))
         try:
             await add_pending_jobs(db, jobs)
+            tokens = await worker_tokens(url, workers)
             started = time.perf_counter()
-            claims = await drain_over_http(server.url, workers)
+            claims = await drain_over_http(server.url, tokens)
             elapsed = time.perf_counter() - started
             check_exactly_once(claims, jobs)
             async with db.transaction() as session:

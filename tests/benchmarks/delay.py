@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.auth import bearer, issue_token
 from tests.benchmarks.scratch import scratch_database
 from tests.conftest import GraphQLClient
 from tests.jobs import claim, new_song_with_job, report
@@ -40,8 +41,8 @@ def summary(name: str, seconds: list[float], baseline: float) -> str:
     )
 
 
-async def measure(worker_url: str, subscriber_ws_url: str, reports: int) -> None:
-    async with httpx.AsyncClient(base_url=worker_url) as http:
+async def measure(worker_url: str, subscriber_ws_url: str, reports: int, token: str) -> None:
+    async with httpx.AsyncClient(base_url=worker_url, headers=bearer(token)) as http:
         gql = GraphQLClient(http)
         await new_song_with_job(gql, "Delay benchmark")
         job = await claim(gql, "bench-worker")
@@ -92,7 +93,9 @@ async def main(postgres: str | None, reports: int) -> None:
             else:
                 subscriber_server = worker_server
                 print("SQLite: worker and subscriber on one server process")
-            await measure(worker_server.url, subscriber_server.ws_url, reports)
+            # An admin may create the song and act as the named worker.
+            token = await issue_token(url, "admin")
+            await measure(worker_server.url, subscriber_server.ws_url, reports, token)
 
 
 if __name__ == "__main__":
