@@ -81,6 +81,17 @@ def new_database_url(
     return postgres.create()
 
 
+@pytest.fixture(scope="module")
+def module_url(
+    backend_name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_databases: PostgresDatabases | None,
+) -> str:
+    """A new, empty database of the backend under test, shared by one test module (for a
+    server process the module's tests share)."""
+    return new_database_url(backend_name, tmp_path_factory, postgres_databases)
+
+
 @pytest.fixture
 def empty_url(
     backend_name: str,

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
 from tests.auth import bearer, issue_token
-from tests.conftest import PostgresDatabases, new_database_url
 from tests.live import LiveServer, live_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +37,9 @@ DOCUMENTS = st.one_of(
 
 @pytest.fixture(scope="module")
 def fuzzed(
-    backend_name: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_databases: PostgresDatabases | None,
+    module_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveServer, dict[str, str]]]:
-    url = new_database_url(backend_name, tmp_path_factory, postgres_databases)
+    url = module_url
     with live_server(url, tmp_path_factory.mktemp("fuzz")) as server:
         headers = bearer(asyncio.run(issue_token(url, "admin")))
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:

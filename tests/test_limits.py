@@ -18,7 +18,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from tests.conftest import PostgresDatabases, new_database_url
 from tests.live import LiveServer, live_server
 from tests.ws import LEGACY_WS, TRANSPORT_WS, graphql_socket
 
@@ -55,12 +54,8 @@ FLAT_ALIASES = "{ " + " ".join(f"a{n}: __typename" for n in range(50_000)) + " }
 
 
 @pytest.fixture(scope="module")
-def database_url(
-    backend_name: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_databases: PostgresDatabases | None,
-) -> str:
-    return new_database_url(backend_name, tmp_path_factory, postgres_databases)
+def database_url(module_url: str) -> str:
+    return module_url
 
 
 @pytest.fixture(scope="module")

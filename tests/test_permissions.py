@@ -16,7 +16,6 @@ from persistence.database import Database
 from persistence.models import Base
 from persistence.settings import DatabaseSettings
 from tests.auth import JWT_SECRET, bearer, issue_token, signed_jwt
-from tests.conftest import PostgresDatabases, new_database_url
 from tests.live import LiveServer, live_server, run_command
 from tests.ws import TRANSPORT_WS, graphql_socket
 
@@ -67,12 +66,8 @@ class Library:
 
 
 @pytest.fixture(scope="module")
-def library_url(
-    backend_name: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_databases: PostgresDatabases | None,
-) -> str:
-    return new_database_url(backend_name, tmp_path_factory, postgres_databases)
+def library_url(module_url: str) -> str:
+    return module_url
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,8 @@ def _settings(context: ExecutionContext) -> Settings:
     return settings
 
 
-def _coded(error: GraphQLError, message: str, code: str, **more: object) -> GraphQLError:
+def _rebuilt(error: GraphQLError, message: str, extensions: dict[str, Any] | None) -> GraphQLError:
+    """`error` with another message and extensions, where it was in the document."""
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -55,8 +56,12 @@ def _coded(error: GraphQLError, message: str, code: str, **more: object) -> Grap
         path=error.path,
         # Kept for the server's eyes (logging); clients see message and extensions only.
         original_error=error.original_error,
-        extensions={**(error.extensions or {}), **more, "code": code},
+        extensions=extensions,
     )
+
+
+def _coded(error: GraphQLError, message: str, code: str, **more: object) -> GraphQLError:
+    return _rebuilt(error, message, {**(error.extensions or {}), **more, "code": code})
 
 
 class ErrorCodes(SchemaExtension):
@@ -199,16 +204,7 @@ def _validate(
 
 def _without_suggestion(error: GraphQLError) -> GraphQLError:
     message, suggested, _ = error.message.partition(" Did you mean ")
-    if not suggested:
-        return error
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        extensions=error.extensions,
-    )
+    return _rebuilt(error, message, error.extensions) if suggested else error
 
 
 class CachedValidation(SchemaExtension):
