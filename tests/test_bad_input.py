@@ -430,3 +430,31 @@ async def test_unreachable_database_is_reported_without_details(url: str) -> Non
     # otherwise call into this test's event loop after it closed).
     new_threads = set(threading.enumerate()) - threads_before
     assert [t for t in new_threads if "_connection_worker_thread" in t.name] == []
+
+
+VALUE_CASES = [
+    ("query($v: Int) { songs(first: $v) { totalCount } }", "secret-int-1"),
+    ("query($v: Int) { songs(first: $v) { totalCount } }", 2**40),
+    ("query($v: String) { songs(search: $v) { totalCount } }", {"secret": "secret-string-2"}),
+    ("query($v: SongSource) { songs(source: $v) { totalCount } }", "secret-enum-3"),
+    ("query($v: ID!) { song(id: $v) { id } }", ["secret-id-4"]),
+    ("query($v: SongOrder) { songs(orderBy: $v) { totalCount } }", {"field": "secret-5"}),
+    ("query($v: SongOrder) { songs(orderBy: $v) { totalCount } }", {"fild": "secret-6"}),
+    (
+        "mutation($v: CreateSongInput!) { createSong(input: $v) { __typename } }",
+        {"title": 7, "artist": "secret-7", "source": "UPLOAD"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "value"), VALUE_CASES)
+async def test_a_variable_that_does_not_coerce_is_named_but_its_value_never_repeated(
+    client: httpx.AsyncClient, query: str, value: Any
+) -> None:
+    response = await client.post("/graphql", json={"query": query, "variables": {"v": value}})
+    errors = response.json()["errors"]
+    for error in errors:
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert error["message"].startswith("Variable '$v' "), error
+    for part in ("secret", "1099511627776"):
+        assert part not in response.text, errors

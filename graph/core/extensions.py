@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -60,6 +61,30 @@ def _rebuilt(error: GraphQLError, message: str, extensions: dict[str, Any] | Non
     )
 
 
+# graphql-core repeats a variable's value when it does not coerce ("Variable '$i' has
+# invalid value at .title: String cannot represent a non string value: 12345"). Values
+# are the client's and may be secrets; the message keeps the variable, the place in it and
+# the rule, and loses the value.
+_VARIABLE_ERROR = re.compile(r"^(Variable '\$\w+' (?:got|has) invalid value[^:]*: )(.*)$", re.S)
+_FOUND = re.compile(r",? [Ff]ound: .*$", re.S)
+_ENUM_VALUE = re.compile(r"^Value .* (does not exist in '\w+' enum)", re.S)
+
+
+def _without_value(rule: str) -> str:
+    rule = _ENUM_VALUE.sub(r"The value \1", _FOUND.sub("", rule))
+    # "... cannot represent non-integer value: 'x'": nothing after the last "value: ".
+    head, separator, _ = rule.rpartition("value: ")
+    rule = f"{head}value" if separator else rule
+    return rule if rule.endswith((".", "?")) else f"{rule}."
+
+
+def _without_variable_value(error: GraphQLError) -> GraphQLError:
+    match = _VARIABLE_ERROR.match(error.message)
+    if match is None:
+        return error
+    return _rebuilt(error, match.group(1) + _without_value(match.group(2)), error.extensions)
+
+
 def _coded(error: GraphQLError, message: str, code: str, **more: object) -> GraphQLError:
     return _rebuilt(error, message, {**(error.extensions or {}), **more, "code": code})
 
@@ -94,6 +119,7 @@ class ErrorCodes(SchemaExtension):
                 return
 
     def classify(self, error: GraphQLError) -> GraphQLError:
+        error = _without_variable_value(error)
         original = error.original_error
         if isinstance(original, GraphQLError):
             # Ours carry a code; graphql-core's own (variable coercion) are bad input.
