@@ -21,8 +21,10 @@ import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
+from websockets.exceptions import ConnectionClosed
 
 from persistence.migrate import upgrade
+from tests.auth import issue_token
 from tests.conftest import PostgresDatabases, new_database_url
 from tests.live import LiveServer, live_server
 from tests.proxy import DatabaseProxy, database_proxy
@@ -220,6 +222,21 @@ async def test_refused_connections_are_answered_at_once_and_service_resumes(
     await answers_again(server)
     assert (await ask(server, NODE, id=song_id)).body == {"data": {"node": {"id": song_id}}}
     check_log(down.log_since(mark), failures=len(answers))
+
+
+async def test_a_socket_whose_token_cannot_be_checked_is_told_to_try_again(
+    down: Outage,
+) -> None:
+    token = await issue_token(down.url, "reader")  # not yet seen by the server
+    down.proxy.down()
+    with pytest.raises(ConnectionClosed) as closed:
+        async with graphql_socket(down.server.ws_url, init={"Authorization": f"Bearer {token}"}):
+            pass
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    down.proxy.forward()
+    await answers_again(down.server)
+    async with graphql_socket(down.server.ws_url, init={"Authorization": f"Bearer {token}"}):
+        pass
 
 
 async def test_a_database_closed_to_connections_is_unavailable_until_reopened(

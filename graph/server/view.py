@@ -203,7 +203,8 @@ class SongbookGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType:
         """A WebSocket's caller, from `Authorization` in connection_init's payload (or the
         upgrade request's header); refused with the protocol's 4403 when the token is bad,
-        or missing where one is required."""
+        or missing where one is required. DatabaseUnavailable (a token that could not be
+        looked up) is left to the handler, which says so with another close code."""
         params = context.connection_params or {}
         header = next(
             (v for k, v in params.items() if k.lower() == "authorization"),
@@ -213,7 +214,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError()
         try:
             identity = await self.authenticator.identify(header)
-        except (Unauthenticated, DatabaseUnavailable):
+        except Unauthenticated:
             raise ConnectionRejectionError() from None
         if identity.role is Role.NONE:
             raise ConnectionRejectionError()

@@ -15,7 +15,8 @@ WebSocket request needs here, so this module alone overrides handler internals:
 - Past SONGBOOK_WS_MAX_SUBSCRIPTIONS, Strawberry refuses a subscribe with an error that
   has no code; here it carries TOO_MANY_SUBSCRIPTIONS.
 - A connection lives only as long as its token: IdentityWatch closes it (4403) once the
-  token expires or is revoked.
+  token expires or is revoked; one whose token cannot be checked because the database is
+  away is closed with 1013 (try again later), not refused.
 The view passes the limits themselves (graph/server/view.py); uvicorn closes a message
 larger than SONGBOOK_MAX_BODY_BYTES with 1009 (graph/server/cli.py).
 
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
 IDENTITY_CHECK_SECONDS = 2.0
 # graphql-transport-ws: the server refuses the connection's credentials.
 FORBIDDEN_CLOSE = 4403
+# RFC 6455's "Try Again Later": the token could not be checked while the database is away.
+TRY_AGAIN_LATER_CLOSE = 1013
 
 
 class IdentityWatch:
@@ -140,6 +143,12 @@ def _too_many(limit: int) -> GraphQLError:
     )
 
 
+async def _try_again_later(websocket: Any) -> None:
+    """Close a connection whose token could not be checked: not a refusal of the token
+    (4403), so clients retry instead of asking for new credentials."""
+    await websocket.close(code=TRY_AGAIN_LATER_CLOSE, reason="The database is unavailable")
+
+
 def _with_query(payload: Any) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
     """The payload with a `query` key (None when sent by hash alone), and its extensions."""
     payload = dict(payload or {})
@@ -167,7 +176,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._watch = IdentityWatch()
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except DatabaseUnavailable:
+            await _try_again_later(self.websocket)
+            return
         if self.connection_acknowledged:
             view = cast("SongbookGraphQL", self.view)
             self._watch.start(view.authenticator, self.context, self.websocket.close)
@@ -214,7 +227,11 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         self._watch = IdentityWatch()
 
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except DatabaseUnavailable:
+            await _try_again_later(self.websocket)
+            return
         if self.connection_acknowledged:
             view = cast("SongbookGraphQL", self.view)
             self._watch.start(view.authenticator, self.context, self.websocket.close)
