@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from graph.core.identity import Identity, Role, TokenKind, Unauthenticated
 from graph.core.settings import Settings
-from graph.server.auth import Authenticator, RecentlyUsed
+from graph.server.auth import Authenticator
 from graph.server.jwks import SigningKeys
 from persistence.database import Database
 from persistence.errors import DatabaseUnavailable
@@ -186,21 +186,6 @@ async def test_a_database_that_is_down_is_not_a_refusal() -> None:
                 await auth.identify("Bearer sbk_" + "a" * 43)
     finally:
         await down.dispose()
-
-
-def test_the_caches_forget_the_least_recently_used_and_the_stale() -> None:
-    cache: RecentlyUsed[str, int] = RecentlyUsed(3)
-    for i in range(10):
-        cache.put(str(i), i)
-    assert len(cache) == 3 and cache.get("6") is None
-    assert cache.get("7") == 7
-    cache.put("10", 10)
-    assert [cache.get(k) for k in ("7", "8", "9", "10")] == [7, None, 9, 10]
-    short: RecentlyUsed[str, int] = RecentlyUsed(3, ttl=0.05)
-    short.put("a", 1)
-    assert short.get("a") == 1
-    time.sleep(0.06)
-    assert short.get("a") is None and len(short) == 0
 
 
 # JWTs signed with the shared secret

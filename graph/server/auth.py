@@ -12,11 +12,10 @@ and remembers which user each JWT subject is.
 
 import asyncio
 import time
-from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import jwt
+from cachetools import LRUCache, TTLCache
 
 from graph.core.identity import Identity, Role, TokenKind, Unauthenticated
 from graph.core.settings import Settings
@@ -39,44 +38,6 @@ LONGEST_SUBJECT = 255
 
 TOKEN_ROLES = {role.value: Role(role.value) for role in TokenRole}
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class RecentlyUsed(Generic[K, V]):
-    """A dict that forgets its least recently used entries past `size`, and every entry
-    after `ttl` seconds when one is given.
-
-    Twenty lines of OrderedDict rather than cachetools' TTLCache: the same behaviour
-    without one more dependency to pin and audit.
-    """
-
-    def __init__(self, size: int, ttl: float | None = None) -> None:
-        self.size = size
-        self.ttl = ttl
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        """The value, or None when absent or expired."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        stored_at, value = entry
-        if self.ttl is not None and time.monotonic() - stored_at >= self.ttl:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._entries[key] = (time.monotonic(), value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class Authenticator:
     """One per process: decides each request's Identity from its Authorization header."""
@@ -90,17 +51,13 @@ class Authenticator:
         self._signing_keys = SigningKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         # secret_hash -> the Identity it grants. Refusals are kept apart, so a flood of
         # made-up tokens can push out only other refusals, never a valid token.
-        self._granted: RecentlyUsed[str, Identity] = RecentlyUsed(
-            CACHE_SIZE, settings.token_cache_seconds
-        )
-        self._refused: RecentlyUsed[str, bool] = RecentlyUsed(
-            CACHE_SIZE, settings.token_cache_seconds
-        )
+        self._granted: TTLCache[str, Identity] = TTLCache(CACHE_SIZE, settings.token_cache_seconds)
+        self._refused: TTLCache[str, bool] = TTLCache(CACHE_SIZE, settings.token_cache_seconds)
         # One database lookup per token at a time: requests arriving meanwhile share it.
         self._lookups: dict[str, asyncio.Future[Identity | None]] = {}
         # JWT subject -> users.id, with no expiry: a subject keeps its row, and nothing
         # deletes users (a deleteUser would have to reach every process's copy of this).
-        self._users: RecentlyUsed[str, str] = RecentlyUsed(CACHE_SIZE)
+        self._users: LRUCache[str, str] = LRUCache(CACHE_SIZE)
 
     async def identify(self, authorization: str | None) -> Identity:
         """The caller's Identity, or Unauthenticated for a header that does not prove one.
@@ -161,7 +118,7 @@ class Authenticator:
         async with self.db.session() as session:
             row = await ApiTokenRepository(session).active_by_hash(hashed)
         if row is None:
-            self._refused.put(hashed, True)
+            self._refused[hashed] = True
             return None
         identity = Identity(
             role=Role(row.role.value),
@@ -169,7 +126,7 @@ class Authenticator:
             name=row.name,
             secret_hash=hashed,
         )
-        self._granted.put(hashed, identity)
+        self._granted[hashed] = identity
         return identity
 
     # JWTs
@@ -245,5 +202,5 @@ class Authenticator:
         if user is None:
             async with self.db.transaction() as session:
                 user = await UserRepository(session).for_subject(subject, preferred_username)
-        self._users.put(subject, user.id)
+        self._users[subject] = user.id
         return user.id
