@@ -26,6 +26,7 @@ TEXT_LIMITS = _text_limits()
 REQUIRED_SONG_TEXT = ("title", "artist")
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,64}")
+# No colon: people signed in with a JWT work as `jwt:<subject>`, never as a token.
 TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

@@ -52,8 +52,12 @@ class Identity:
 
     @property
     def worker_id(self) -> str | None:
-        """The worker this caller acts as: its token's name (or JWT subject)."""
-        return self.name
+        """The worker this caller acts as: an API token's name, or `jwt:` and a JWT's
+        subject. Token names hold no colon, so a person's subject can never pass for a
+        token's worker (and take over the jobs it holds)."""
+        if self.name is None:
+            return None
+        return f"jwt:{self.name}" if self.kind is TokenKind.JWT else self.name
 
 
 class Unauthenticated(Exception):

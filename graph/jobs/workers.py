@@ -78,9 +78,10 @@ def acting_worker(info: Info, worker_id: str | None) -> str:
     given = None if worker_id is None else clean_worker_id(worker_id)
     if identity.role is Role.WORKER:
         assert identity.worker_id is not None
-        if given is not None and given != identity.worker_id:
+        own = clean_worker_id(identity.worker_id)
+        if given is not None and given != own:
             raise Forbidden("A worker's token acts only as that worker: leave workerId out")
-        return identity.worker_id
+        return own
     if given is not None:
         return given
     if identity.worker_id is None:
