@@ -57,10 +57,11 @@ class Settings(EnvironmentSettings):
     token_cache_seconds: float = env(
         "SONGBOOK_TOKEN_CACHE_SECONDS",
         "How long a process trusts an API token it has checked before looking again; a "
-        "revocation reaches every process within this time.",
+        "revocation reaches every request within this time, and every WebSocket within "
+        "this and 2 s more.",
         5.0,
         gt=0,
-        le=10,
+        le=8,
     )
     introspection: bool | None = env(
         "SONGBOOK_INTROSPECTION",

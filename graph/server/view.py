@@ -58,7 +58,7 @@ from graph.server.websocket import (
     TransportWSHandler,
 )
 from persistence.database import Database
-from persistence.errors import DatabaseUnavailable
+from persistence.errors import DatabaseTimeout, DatabaseUnavailable
 from persistence.events import JobEvents
 
 logger = logging.getLogger("songbook.graph")
@@ -190,6 +190,9 @@ class SongbookGraphQL(GraphQL[Context, None]):
             raise HTTPError(
                 503, "The database is unavailable", code="DATABASE_UNAVAILABLE"
             ) from None
+        except DatabaseTimeout as error:
+            logger.warning("A token lookup ran out of time")
+            raise HTTPError(504, error.message, code="TIMEOUT") from None
         page = self.should_render_graphql_ide(cast(BaseRequestProtocol, request))
         if identity.role is Role.NONE and not page:
             raise HTTPError(
@@ -203,8 +206,9 @@ class SongbookGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType:
         """A WebSocket's caller, from `Authorization` in connection_init's payload (or the
         upgrade request's header); refused with the protocol's 4403 when the token is bad,
-        or missing where one is required. DatabaseUnavailable (a token that could not be
-        looked up) is left to the handler, which says so with another close code."""
+        or missing where one is required. DatabaseUnavailable and DatabaseTimeout (a token
+        that could not be looked up) are left to the handler, which says so with another
+        close code."""
         params = context.connection_params or {}
         header = next(
             (v for k, v in params.items() if k.lower() == "authorization"),

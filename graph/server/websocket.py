@@ -36,6 +36,7 @@ from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -54,7 +55,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from graph.core.context import Context
 from graph.core.documents import REQUEST_EXTENSIONS
-from persistence.errors import DatabaseUnavailable
+from persistence.errors import DatabaseTimeout, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from graph.server.auth import Authenticator
@@ -178,7 +179,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
-        except DatabaseUnavailable:
+        except (DatabaseUnavailable, DatabaseTimeout):
             await _try_again_later(self.websocket)
             return
         if self.connection_acknowledged:
@@ -219,17 +220,49 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The older subscriptions-transport-ws protocol."""
+    """The older subscriptions-transport-ws protocol, held to the same connection rules as
+    graphql-transport-ws, which Strawberry's handler lacks: connection_init within 10 s
+    (else 4408), once (else 4429), and a refused token closes with 4403 (Strawberry's
+    answer is connection_error and 1011, which clients retry as a server fault)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._extensions: dict[str, Mapping[str, Any] | None] = {}
         self._watch = IdentityWatch()
+        self._init_received = False
+
+    async def handle(self) -> None:
+        waiting = asyncio.create_task(self._close_without_init())
+        try:
+            await super().handle()
+        finally:
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+
+    async def _close_without_init(self) -> None:
+        await asyncio.sleep(CONNECTION_INIT_WAIT.total_seconds())
+        if not self._init_received:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        if self._init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        self._init_received = True
+        payload = message.get("payload")
         try:
+            if payload is None or isinstance(payload, dict):
+                # Decide the caller first, to refuse with 4403; the stock handler then asks
+                # again (the token is cached by then) and acknowledges.
+                self.context.connection_params = payload
+                await self.view.on_ws_connect(self.context)
             await super().handle_connection_init(message)
-        except DatabaseUnavailable:
+        except ConnectionRejectionError:
+            await self.websocket.close(code=FORBIDDEN_CLOSE, reason="Forbidden")
+            return
+        except (DatabaseUnavailable, DatabaseTimeout):
             await _try_again_later(self.websocket)
             return
         if self.connection_acknowledged:
