@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -33,12 +33,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from persistence.database import unavailable_reason
+from persistence.database import Database, unavailable_reason
 from persistence.errors import DatabaseUnavailable, SubscriberTooSlow
 from persistence.models import Job, JobStatus
-
-if TYPE_CHECKING:
-    from persistence.database import Database
 
 logger = logging.getLogger("songbook.notifications")
 
@@ -186,7 +183,7 @@ class JobEvents:
     CHECK_TIMEOUT = 5.0
     NOT_LISTENING = "live updates lost their database connection"
 
-    def __init__(self, db: "Database") -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         self._subscriptions: set[Subscription] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -198,7 +195,7 @@ class JobEvents:
         db.session_info[EVENTS_KEY] = self
 
     @classmethod
-    def of(cls, db: "Database") -> "JobEvents":
+    def of(cls, db: Database) -> "JobEvents":
         """The bus of `db`: one per database handle, made on first use."""
         existing = db.session_info.get(EVENTS_KEY)
         return existing if isinstance(existing, cls) else cls(db)
@@ -338,8 +335,18 @@ class JobEvents:
         try:
             async with self._db.session() as session:
                 job = await session.get(Job, job_id)
-        except Exception:
-            logger.warning("Could not read job %s to announce it", job_id, exc_info=True)
+        except Exception as error:
+            # The event is lost: end every subscription rather than let one miss it unseen.
+            reason = unavailable_reason(error) or "the job could not be read"
+            subscriptions = list(self._subscriptions)
+            for subscription in subscriptions:
+                subscription.interrupt(self.NOT_LISTENING)
+            self._subscriptions.clear()
+            logger.warning(
+                "Could not read a changed job to announce it (%s); ended %d subscriptions",
+                reason,
+                len(subscriptions),
+            )
             return
         if job is not None:
             self.publish(JobEvent.of(job))
