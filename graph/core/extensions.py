@@ -1,11 +1,12 @@
 """Schema extensions: stable error codes, caches, and the limits every operation meets."""
 
+import asyncio
 import contextlib
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 import strawberry.extensions
 from graphql import (
@@ -31,6 +32,7 @@ from graph.core.settings import Settings
 from persistence import errors as domain
 
 logger = logging.getLogger("songbook.graph")
+T = TypeVar("T")
 
 PARSER_CACHE_SIZE = 512
 VALIDATION_CACHE_SIZE = 512
@@ -39,6 +41,19 @@ VALIDATION_CACHE_SIZE = 512
 # token and shape limits (one field repeated 3,500 times) hold the CPU for seconds; real
 # operations spend a handful. Past the budget, validation stops: "Validation aborted."
 FIELD_MERGING_BUDGET = 20_000
+
+
+# Documents longer than this are parsed and validated in a worker thread: up to the token
+# limit that takes tens of milliseconds, and on the event loop every other request would
+# wait for it. In a thread the interpreter hands the loop its turn every few milliseconds.
+OFF_LOOP_CHARACTERS = 2_000
+
+
+async def off_the_loop(query: str | None, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`work(...)`, in a worker thread when the document `query` is long."""
+    if query is not None and len(query) > OFF_LOOP_CHARACTERS:
+        return await asyncio.to_thread(work, *args, **kwargs)
+    return work(*args, **kwargs)
 
 
 def _settings(context: ExecutionContext) -> Settings:
@@ -161,12 +176,12 @@ class ParserCache(strawberry.extensions.ParserCache):
     document over the token limit is again abandoned at the limit) and reports the error.
     """
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:  # type: ignore[override]
         context = self.execution_context
         context.parse_options = parse_options(_settings(context))
         with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
+            context.graphql_document = await off_the_loop(
+                context.query, self.cached_parse_document, context.query, **context.parse_options
             )
         yield
 
@@ -241,14 +256,19 @@ class CachedValidation(SchemaExtension):
     suggestions are hidden, so a repeated document is validated once. Nothing is
     validated once an extension before this one has refused the operation."""
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             settings = _settings(context)
             rules = validation_rules(tuple(context.validation_rules), settings.introspection_on)
-            context.pre_execution_errors = _validate(
-                context.schema._schema, document, rules, not settings.suggestions_on
+            context.pre_execution_errors = await off_the_loop(
+                context.query,
+                _validate,
+                context.schema._schema,
+                document,
+                rules,
+                not settings.suggestions_on,
             )
         yield
 
