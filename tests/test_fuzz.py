@@ -27,7 +27,7 @@ LEAKS = re.compile(
     r"sqlite3|psycopg|site-packages|" + re.escape(str(ROOT)),
     re.IGNORECASE,
 )
-EXAMPLES = 150
+EXAMPLES = 300
 # Valid documents of every root field, and documents hypothesis-graphql breaks on purpose.
 DOCUMENTS = st.one_of(
     from_schema(SCHEMA, custom_scalars=CUSTOM_SCALARS),

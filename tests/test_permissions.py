@@ -17,7 +17,7 @@ from persistence.models import Base
 from persistence.settings import DatabaseSettings
 from tests.auth import JWT_SECRET, bearer, issue_token, signed_jwt
 from tests.live import LiveServer, live_server, run_command
-from tests.ws import TRANSPORT_WS, graphql_socket
+from tests.ws import LEGACY_WS, TRANSPORT_WS, graphql_socket
 
 FORBIDDEN = "FORBIDDEN"
 ROLES = ("reader", "editor", "worker", "admin")
@@ -36,7 +36,10 @@ class Library:
         if caller is None:
             headers = {}
         elif caller.startswith("jwt:"):
-            headers = bearer(signed_jwt(caller.removeprefix("jwt:")))
+            # "jwt:SUBJECT" or "jwt:SUBJECT@ROLE": a person, a reader unless the token says.
+            subject, _, role = caller.removeprefix("jwt:").partition("@")
+            claims: dict[str, Any] = {"songbook_role": role} if role else {}
+            headers = bearer(signed_jwt(subject, **claims))
         else:
             headers = bearer(self.tokens[caller])
         return httpx.AsyncClient(base_url=self.server.url, headers=headers, timeout=10)
@@ -102,26 +105,29 @@ async def song_and_job(library: Library) -> dict[str, str]:
     return {"song": made["song"]["id"], "job": made["job"]["id"]}
 
 
-# Each mutation, the roles allowed to call it, and a call of it on a fresh song and job.
-MUTATIONS: list[tuple[str, set[str], str, Any]] = [
-    ("createSong", {"editor", "admin"}, "mutation($i: CreateSongInput!) { createSong(input: $i) { __typename } }", lambda ids: {"i": SONG_INPUT}),
-    ("createSongWithJob", {"editor", "admin"}, "mutation($i: CreateSongInput!) { createSongWithJob(input: $i) { __typename } }", lambda ids: {"i": SONG_INPUT}),
-    ("updateSong", {"editor", "admin"}, 'mutation($id: ID!) { updateSong(input: {id: $id, title: "New"}) { __typename } }', lambda ids: {"id": ids["song"]}),
-    ("deleteSong", {"editor", "admin"}, "mutation($id: ID!) { deleteSong(id: $id) { __typename } }", lambda ids: {"id": ids["song"]}),
-    ("retryJob", {"editor", "admin"}, "mutation($id: ID!) { retryJob(songId: $id) { __typename } }", lambda ids: {"id": ids["song"]}),
-    ("claimJob", {"worker", "admin"}, "mutation { claimJob { __typename } }", lambda ids: {}),
-    ("reportJobProgress", {"worker", "admin"}, "mutation($id: ID!) { reportJobProgress(jobId: $id, progress: 5) { __typename } }", lambda ids: {"id": ids["job"]}),
-    ("completeJob", {"worker", "admin"}, "mutation($id: ID!) { completeJob(jobId: $id) { __typename } }", lambda ids: {"id": ids["job"]}),
-    ("failJob", {"worker", "admin"}, 'mutation($id: ID!) { failJob(jobId: $id, message: "no") { __typename } }', lambda ids: {"id": ids["job"]}),
-    ("updateJob", {"admin"}, "mutation($id: ID!) { updateJob(input: {id: $id, progress: 5}) { __typename } }", lambda ids: {"id": ids["job"]}),
-    ("createUser", {"admin"}, "mutation($u: String!) { createUser(input: {username: $u}) { __typename } }", lambda ids: {"u": f"u{uuid.uuid4().hex[:10]}"}),
+# Each mutation, the roles allowed to call it, what an allowed call of it on a fresh song
+# and PENDING job answers (a job the caller does not hold cannot be reported on; a PENDING
+# one cannot be retried), and the call.
+MUTATIONS: list[tuple[str, set[str], str, str, Any]] = [
+    ("createSong", {"editor", "admin"}, "CreateSongSuccess", "mutation($i: CreateSongInput!) { createSong(input: $i) { __typename } }", lambda ids: {"i": SONG_INPUT}),
+    ("createSongWithJob", {"editor", "admin"}, "CreateSongWithJobSuccess", "mutation($i: CreateSongInput!) { createSongWithJob(input: $i) { __typename } }", lambda ids: {"i": SONG_INPUT}),
+    ("updateSong", {"editor", "admin"}, "UpdateSongSuccess", 'mutation($id: ID!) { updateSong(input: {id: $id, title: "New"}) { __typename } }', lambda ids: {"id": ids["song"]}),
+    ("deleteSong", {"editor", "admin"}, "DeleteSongSuccess", "mutation($id: ID!) { deleteSong(id: $id) { __typename } }", lambda ids: {"id": ids["song"]}),
+    ("retryJob", {"editor", "admin"}, "InvalidJobTransitionError", "mutation($id: ID!) { retryJob(songId: $id) { __typename } }", lambda ids: {"id": ids["song"]}),
+    ("claimJob", {"worker", "admin"}, "ClaimJobSuccess", "mutation { claimJob { __typename } }", lambda ids: {}),
+    ("reportJobProgress", {"worker", "admin"}, "ClaimNotHeldError", "mutation($id: ID!) { reportJobProgress(jobId: $id, progress: 5) { __typename } }", lambda ids: {"id": ids["job"]}),
+    ("completeJob", {"worker", "admin"}, "ClaimNotHeldError", "mutation($id: ID!) { completeJob(jobId: $id) { __typename } }", lambda ids: {"id": ids["job"]}),
+    ("failJob", {"worker", "admin"}, "ClaimNotHeldError", 'mutation($id: ID!) { failJob(jobId: $id, message: "no") { __typename } }', lambda ids: {"id": ids["job"]}),
+    ("updateJob", {"admin"}, "UpdateJobSuccess", "mutation($id: ID!) { updateJob(input: {id: $id, status: PROCESSING, progress: 5}) { __typename } }", lambda ids: {"id": ids["job"]}),
+    ("createUser", {"admin"}, "CreateUserSuccess", "mutation($u: String!) { createUser(input: {username: $u}) { __typename } }", lambda ids: {"u": f"u{uuid.uuid4().hex[:10]}"}),
 ]  # fmt: skip
-# Callers: anonymous (an editor in development), each role's API token, and a person
-# signed in with a JWT (a reader unless the token says otherwise).
+# Callers: anonymous (an editor in development), each role's API token, and people
+# signed in with a JWT (a reader unless its songbook_role claim says otherwise).
 CALLERS: list[tuple[str | None, str]] = [
     (None, "editor"),
     *((role, role) for role in ROLES),
     ("jwt:person-1", "reader"),
+    *((f"jwt:person-{role}@{role}", role) for role in ("editor", "worker", "admin")),
 ]
 
 
@@ -131,14 +137,13 @@ async def test_each_role_may_call_exactly_its_mutations(
 ) -> None:
     # A person's first request makes their user; that is signing in, not the mutation.
     await library.data(caller, "{ viewer { id } }")
-    for name, allowed, mutation, variables in MUTATIONS:
+    for name, allowed, answer, mutation, variables in MUTATIONS:
         ids = await song_and_job(library)
         before = await library.snapshot()
         body = await library.post(caller, mutation, **variables(ids))
-        codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
         if role in allowed:
-            assert FORBIDDEN not in codes, (name, role, body)
-            assert body["data"][name]["__typename"], (name, role, body)
+            assert "errors" not in body, (name, role, body)
+            assert body["data"][name]["__typename"] == answer, (name, role, body)
         else:
             assert body.get("data") is None, (name, role, body)
             [error] = body["errors"]
@@ -184,7 +189,6 @@ async def test_email_is_shown_to_its_user_and_admins_only(library: Library) -> N
 
 async def test_workers_act_only_as_themselves(library: Library) -> None:
     ids = await song_and_job(library)
-    worker = library.tokens["worker"]
     name_query = "mutation { claimJob { ... on ClaimJobSuccess { job { id claimedBy } } } }"
     # Drain anything queued by other tests; ours is the oldest waiting one or later.
     claimed: dict[str, Any] | None = {}
@@ -219,7 +223,6 @@ async def test_workers_act_only_as_themselves(library: Library) -> None:
                 },
             )
             assert next(iter(response.json()["data"].values()))["__typename"] == "ClaimNotHeldError"
-    assert worker  # the holder's token is still the one that may finish it
     done = await library.data(
         "worker", "mutation($id: ID!) { completeJob(jobId: $id) { __typename } }", id=ids["job"]
     )
@@ -266,21 +269,28 @@ async def test_a_revoked_token_is_refused_by_the_running_server(library: Library
             raise AssertionError("the revoked token still works after 10 s")
 
 
-async def test_websocket_takes_its_token_from_connection_init(library: Library) -> None:
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_websocket_takes_its_token_from_connection_init(
+    library: Library, protocol: str
+) -> None:
     subscription = "subscription { jobUpdated { id } }"
     async with graphql_socket(
         library.server.ws_url,
-        TRANSPORT_WS,
+        protocol,
         init={"Authorization": f"Bearer {library.tokens['reader']}"},
     ) as socket:
         await socket.subscribe(subscription)
         await socket.expect_silence(0.2)
-    with pytest.raises(ConnectionClosed) as closed:
-        async with graphql_socket(
-            library.server.ws_url, TRANSPORT_WS, init={"Authorization": "Bearer sbk_unknown"}
-        ):
-            pass
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+        # One connection_init per connection: another could swap who is asking.
+        await socket.send({"type": "connection_init", "payload": {}})
+        with pytest.raises(ConnectionClosed) as again:
+            await socket.receive()
+        assert again.value.rcvd is not None and again.value.rcvd.code == 4429
+    for init in ({"Authorization": "Bearer sbk_unknown"}, {"Authorization": 5}):
+        with pytest.raises(ConnectionClosed) as closed:
+            async with graphql_socket(library.server.ws_url, protocol, init=init):
+                pass
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
 
 async def test_a_subscription_ends_when_its_token_is_revoked(library: Library) -> None:
@@ -329,3 +339,29 @@ async def test_a_subscription_ends_when_its_jwt_expires(library: Library) -> Non
         with pytest.raises(ConnectionClosed) as closed:
             await socket.receive(within=12)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_a_person_cannot_pass_for_a_token_worker(library: Library) -> None:
+    """A JWT whose subject is a worker token's name works as `jwt:<subject>`: it cannot
+    report on, complete or fail the jobs that token holds."""
+    name = f"w-{uuid.uuid4().hex[:8]}"
+    token = await issue_token(library.db, "worker", name=name)
+    ids = await song_and_job(library)
+    claim = "mutation { claimJob { ... on ClaimJobSuccess { job { id claimedBy } } } }"
+    async with httpx.AsyncClient(base_url=library.server.url, headers=bearer(token)) as http:
+        while True:
+            response = await http.post("/graphql", json={"query": claim})
+            job = response.json()["data"]["claimJob"]["job"]
+            assert job is not None, "our job was never handed out"
+            if job["id"] == ids["job"]:
+                break
+    assert job["claimedBy"] == name
+    impostor = f"jwt:{name}@worker"
+    complete = "mutation($id: ID!) { completeJob(jobId: $id) { __typename } }"
+    data = await library.data(impostor, complete, id=ids["job"])
+    assert data["completeJob"]["__typename"] == "ClaimNotHeldError"
+    named = (
+        "mutation($id: ID!, $w: String) { completeJob(jobId: $id, workerId: $w) { __typename } }"
+    )
+    body = await library.post(impostor, named, id=ids["job"], w=name)
+    assert body["errors"][0]["extensions"]["code"] == FORBIDDEN
