@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,16 +79,33 @@ def live_server(
     timeout: float = 30.0,
 ) -> Iterator[LiveServer]:
     """Run `songbook serve` (which migrates first) until the block ends."""
+    with live_process(
+        lambda port: [
+            sys.executable, "-m", "graph.server.cli", "serve",
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        ],
+        database_url, log_dir, env, timeout=timeout,
+    ) as server:  # fmt: skip
+        yield server
+
+
+@contextmanager
+def live_process(
+    command: Callable[[int], list[str]],
+    database_url: str,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 30.0,
+) -> Iterator[LiveServer]:
+    """Run `command(port)`, an HTTP server answering /healthz on that port, until the
+    block ends (tests.benchmarks.compiled starts its ceiling app this way too)."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
     environment = {**os.environ, "DATABASE_URL": database_url, **(env or {})}
-    command = [
-        sys.executable, "-m", "graph.server.cli", "serve",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-    ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            command(port), cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
     server = LiveServer(process, port, log_path)
     try:
