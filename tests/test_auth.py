@@ -126,7 +126,7 @@ async def test_a_checked_token_costs_no_database_round_trip(
 ) -> None:
     token = await make_token(db)
     bogus = "sbk_" + secrets.token_urlsafe(32)
-    auth = authenticator(db, token_cache_seconds=10)
+    auth = authenticator(db, token_cache_seconds=8)
     statements.reset()
     await auth.identify(f"Bearer {token}")
     await refuses(auth, f"Bearer {bogus}")
@@ -198,7 +198,8 @@ async def test_a_jwt_is_a_person_with_a_users_row(
     token_claims = claims("auth0|ada", songbook_role="editor", preferred_username="ada")
     identity = await auth.identify(f"Bearer {hs256(token_claims)}")
     assert identity.kind is TokenKind.JWT and identity.role is Role.EDITOR
-    assert identity.name == identity.worker_id == "auth0|ada"
+    assert identity.name == "auth0|ada"
+    assert identity.worker_id == "jwt:auth0|ada"  # never a token's name
     assert identity.expires_at == token_claims["exp"]
     (user,) = await users(db)
     assert (user.id, user.username, user.subject) == (identity.user_id, "ada", "auth0|ada")
