@@ -308,15 +308,19 @@ class JobEvents:
         if not self.listening:
             return
         self.listening = False
+        ended = self._end_every_subscription()
+        logger.warning(
+            "Job events listener lost its connection (%s); ended %d subscriptions", reason, ended
+        )
+
+    def _end_every_subscription(self) -> int:
+        """End every subscription with DatabaseUnavailable (they may have missed an event,
+        so their clients resubscribe and refetch); how many there were."""
         subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
             subscription.interrupt(self.NOT_LISTENING)
         self._subscriptions.clear()
-        logger.warning(
-            "Job events listener lost its connection (%s); ended %d subscriptions",
-            reason,
-            len(subscriptions),
-        )
+        return len(subscriptions)
 
     def _on_notification(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         try:
@@ -338,14 +342,11 @@ class JobEvents:
         except Exception as error:
             # The event is lost: end every subscription rather than let one miss it unseen.
             reason = unavailable_reason(error) or "the job could not be read"
-            subscriptions = list(self._subscriptions)
-            for subscription in subscriptions:
-                subscription.interrupt(self.NOT_LISTENING)
-            self._subscriptions.clear()
+            ended = self._end_every_subscription()
             logger.warning(
                 "Could not read a changed job to announce it (%s); ended %d subscriptions",
                 reason,
-                len(subscriptions),
+                ended,
             )
             return
         if job is not None:

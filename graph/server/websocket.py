@@ -77,9 +77,11 @@ class IdentityWatch:
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
 
-    def start(self, authenticator: "Authenticator", context: Context, close: Any) -> None:
+    def start(self, view: Any, context: Context, close: Any) -> None:
+        """Watch the token a connection was just acknowledged with (unless anonymous)."""
         if context.identity.is_anonymous or self.task is not None:
             return
+        authenticator = cast("SongbookGraphQL", view).authenticator
         self.task = asyncio.create_task(self._watch(authenticator, context, close))
 
     async def stop(self) -> None:
@@ -183,8 +185,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await _try_again_later(self.websocket)
             return
         if self.connection_acknowledged:
-            view = cast("SongbookGraphQL", self.view)
-            self._watch.start(view.authenticator, self.context, self.websocket.close)
+            self._watch.start(self.view, self.context, self.websocket.close)
 
     async def shutdown(self) -> None:
         await self._watch.stop()
@@ -266,8 +267,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await _try_again_later(self.websocket)
             return
         if self.connection_acknowledged:
-            view = cast("SongbookGraphQL", self.view)
-            self._watch.start(view.authenticator, self.context, self.websocket.close)
+            self._watch.start(self.view, self.context, self.websocket.close)
 
     async def cleanup(self) -> None:
         await self._watch.stop()
