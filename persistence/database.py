@@ -31,6 +31,9 @@ from persistence.settings import DatabaseSettings
 # Execution option that makes a SQLite transaction take the write lock when it begins, so a
 # unit of work that reads and then writes never fails on upgrading its lock.
 _SQLITE_IMMEDIATE = "songbook_sqlite_immediate"
+# Execution option of read sessions on SQLite: no BEGIN, so each statement is a transaction
+# of its own and nothing is left to commit or roll back.
+_SQLITE_NO_BEGIN = "songbook_sqlite_no_begin"
 
 _SQLITE_UNAVAILABLE = re.compile(
     r"unable to open database file|database is locked|disk I/O error", re.IGNORECASE
@@ -196,6 +199,19 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False, info=self.session_info
         )
+        # Reads need no transaction: PostgreSQL's AUTOCOMMIT sends no BEGIN (asyncpg's
+        # would be implicit) and so no COMMIT or ROLLBACK; SQLite's reads skip our BEGIN.
+        # The options apply to each connection the session checks out, and are undone
+        # when it goes back to the pool, without a round trip on either driver.
+        read_options: dict[str, Any] = (
+            {_SQLITE_NO_BEGIN: True} if settings.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
+        )
+        self._reads = async_sessionmaker(
+            self.engine.execution_options(**read_options),
+            expire_on_commit=False,
+            autoflush=False,
+            info=self.session_info,
+        )
         # PostgreSQL's driver connections opened and not yet collected, to cut at disposal.
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
         if not settings.is_sqlite:
@@ -212,6 +228,20 @@ class Database:
         Never share one between concurrent tasks."""
         try:
             async with self._sessions() as session:
+                yield session
+        except Exception as error:
+            if (translated := translate_error(error)) is not None:
+                raise translated from error
+            raise
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only, outside any transaction: no BEGIN, COMMIT or ROLLBACK
+        round trips, and each statement sees the database as it is when it runs. Never
+        write through it (nothing would roll the write back); use `transaction`. Never
+        share one between concurrent tasks."""
+        try:
+            async with self._reads() as session:
                 yield session
         except Exception as error:
             if (translated := translate_error(error)) is not None:
@@ -318,6 +348,8 @@ def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin_sqlite(connection: Any) -> None:
+        if connection.get_execution_options().get(_SQLITE_NO_BEGIN, False):
+            return
         immediate = connection.get_execution_options().get(_SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 

@@ -337,7 +337,7 @@ class JobEvents:
 
     async def _publish_from_database(self, job_id: str) -> None:
         try:
-            async with self._db.session() as session:
+            async with self._db.read() as session:
                 job = await session.get(Job, job_id)
         except Exception as error:
             # The event is lost: end every subscription rather than let one miss it unseen.

@@ -2,6 +2,7 @@
 emptied after every test, and an HTTP client driving the real ASGI app."""
 
 import asyncio
+import contextlib
 import os
 import re
 import uuid
@@ -173,6 +174,133 @@ class StatementCounter:
 
     def reset(self) -> None:
         self.statements.clear()
+
+
+class RoundTripCounter(StatementCounter):
+    """Counts every round trip to the database: statements and transaction control.
+
+    SQLite's BEGIN is a statement we send (persistence/database.py); its COMMIT and ROLLBACK
+    go through the driver, and count only when a transaction is open (otherwise sqlite3
+    sends nothing). asyncpg's adapter sends BEGIN implicitly before a transaction's first
+    statement, COMMIT and ROLLBACK through asyncpg's transaction object, and the pool's
+    pre-ping (BEGIN, `;`, ROLLBACK outside AUTOCOMMIT): those are counted at the adapter
+    (SQLAlchemy 2.1, asyncpg dialect). Statements asyncpg prepares on a connection for the
+    first time cost one more round trip each; they are listed in `prepares`, apart, since
+    which pooled connection serves a request is a matter of chance.
+    """
+
+    _CONTROL = re.compile(r"^\s*PRAGMA\b", re.I)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepares: list[str] = []
+
+    def control(self, name: str) -> None:
+        self.statements.append(name)
+
+    @property
+    def transaction_control(self) -> list[str]:
+        return [s for s in self.statements if s.split()[0].upper() in _TRANSACTION_WORDS]
+
+
+_TRANSACTION_WORDS = {"BEGIN", "COMMIT", "ROLLBACK", "PING"}
+
+
+@contextlib.contextmanager
+def counting_round_trips(db: Database) -> Iterator[RoundTripCounter]:
+    counter = RoundTripCounter()
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counter)
+    with contextlib.ExitStack() as undo:
+        if db.dialect == "sqlite":
+            undo.enter_context(_count_sqlite_ends(counter))
+        else:
+            undo.enter_context(_count_asyncpg_control(counter))
+        try:
+            yield counter
+        finally:
+            event.remove(engine, "before_cursor_execute", counter)
+
+
+@contextlib.contextmanager
+def _count_sqlite_ends(counter: RoundTripCounter) -> Iterator[None]:
+    from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection as Adapter
+
+    originals = {name: getattr(Adapter, name) for name in ("commit", "rollback")}
+
+    def wrap(name: str) -> Any:
+        def ended(self: Any) -> None:
+            inner = self._connection._connection
+            if inner is not None and inner.in_transaction:
+                counter.control(name.upper())
+            originals[name](self)
+
+        return ended
+
+    try:
+        for name in originals:
+            setattr(Adapter, name, wrap(name))
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(Adapter, name, original)
+
+
+@contextlib.contextmanager
+def _count_asyncpg_control(counter: RoundTripCounter) -> Iterator[None]:
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection as Adapter
+
+    # The adapter's methods are untyped; Any keeps mypy's strict mode content.
+    start: Any = Adapter._start_transaction
+    finish: Any = Adapter._call_and_discard
+    ping: Any = Adapter._async_ping
+    prepare: Any = Adapter._prepare
+
+    async def counted_start(self: Any) -> None:
+        if self.isolation_level != "autocommit":
+            counter.control("BEGIN")
+        await start(self)
+
+    async def counted_finish(self: Any, fn: Any) -> None:
+        counter.control(fn.__name__.upper())  # the transaction's commit or rollback
+        await finish(self, fn)
+
+    async def counted_ping(self: Any) -> None:
+        if self._transaction is None and self.isolation_level != "autocommit":
+            counter.control("BEGIN")
+            counter.control("PING")
+            counter.control("ROLLBACK")
+        else:
+            counter.control("PING")
+        await ping(self)
+
+    async def counted_prepare(self: Any, operation: str, invalidate_timestamp: Any) -> Any:
+        cache = self._prepared_statement_cache
+        if cache is None or operation not in cache:
+            counter.prepares.append(operation)
+        return await prepare(self, operation, invalidate_timestamp)
+
+    replaced = {
+        "_start_transaction": counted_start,
+        "_call_and_discard": counted_finish,
+        "_async_ping": counted_ping,
+        "_prepare": counted_prepare,
+    }
+    originals = {name: getattr(Adapter, name) for name in replaced}
+    try:
+        for name, wrapper in replaced.items():
+            setattr(Adapter, name, wrapper)
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(Adapter, name, original)
+
+
+@pytest.fixture
+def round_trips(db: Database) -> Iterator[RoundTripCounter]:
+    """Every round trip `db` makes while the test runs (see RoundTripCounter)."""
+    with counting_round_trips(db) as counter:
+        yield counter
 
 
 @pytest.fixture

@@ -64,8 +64,9 @@ class Context:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Repositories]:
-        """Repositories over a session of their own, so sibling resolvers never share one."""
-        async with self.db.session() as session:
+        """Repositories over a read-only session of their own (no transaction, so no BEGIN
+        or ROLLBACK round trips), so sibling resolvers never share one."""
+        async with self.db.read() as session:
             yield Repositories(session)
 
     @contextlib.asynccontextmanager

@@ -8,15 +8,17 @@ needs. Nothing lists a type's columns a second time.
 """
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from datetime import datetime
 from enum import Enum
 from typing import Any, Self, TypeVar
 
 import strawberry
 from sqlalchemy.orm import QueryableAttribute
+from strawberry.schema.name_converter import NameConverter
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.base import has_object_definition
+from strawberry.types.nodes import SelectedField, Selection
 
 COLUMN = "songbook.column"
 
@@ -39,9 +41,50 @@ class FromColumns:
     """A Strawberry type whose column fields are read from an ORM row in one place."""
 
     @classmethod
-    def from_columns(cls, row: Any, **more: Any) -> Self:
-        values = {name: getattr(row, attribute.key) for name, attribute in column_fields(cls)}
+    def from_columns(cls, row: Any, *, only: Set[str] | None = None, **more: Any) -> Self:
+        """`only`: the column keys the row was loaded with (see `selected_columns`); the
+        other column fields are left None, which no one reads since no one selected them."""
+        values = {
+            name: getattr(row, attribute.key) if only is None or attribute.key in only else None
+            for name, attribute in column_fields(cls)
+        }
         return cls(**values, **more)
+
+
+def selected_columns(
+    cls: type, selections: Iterable[Selection], names: NameConverter
+) -> frozenset[str]:
+    """The column keys of `cls`'s column fields that `selections` (a selection set on
+    `cls`) names, through fragments whatever their type condition, and whether or not an
+    @include or @skip would drop them: asking for too much costs bytes, too little would
+    cost answers."""
+    by_name = {
+        names.from_field(field): field.metadata[COLUMN].key
+        for field in cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
+        if field.metadata and COLUMN in field.metadata
+    }
+    found: set[str] = set()
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if (key := by_name.get(selection.name)) is not None:
+                found.add(key)
+        else:  # an inline fragment or a fragment spread
+            found |= selected_columns(cls, selection.selections, names)
+    return frozenset(found)
+
+
+def sub_selections(selections: Iterable[Selection], *path: str) -> list[Selection]:
+    """The selections under the fields named `path` (edges, node...), through fragments."""
+    if not path:
+        return list(selections)
+    under: list[Selection] = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == path[0]:
+                under += sub_selections(selection.selections, *path[1:])
+        else:
+            under += sub_selections(selection.selections, *path)
+    return under
 
 
 def column_values(data: Any) -> dict[str, Any]:

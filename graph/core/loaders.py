@@ -41,7 +41,7 @@ class Loader(Generic[K, V]):
             assert task is not None
             running.add(task)
             try:
-                async with db.session() as session:
+                async with db.read() as session:
                     return list(await self.batch(session, keys))
             finally:
                 running.discard(task)

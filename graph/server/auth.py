@@ -115,7 +115,7 @@ class Authenticator:
         return await asyncio.shield(lookup)
 
     async def _look_up_api_token(self, hashed: str) -> Identity | None:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             row = await ApiTokenRepository(session).active_by_hash(hashed)
         if row is None:
             self._refused[hashed] = True
@@ -197,7 +197,7 @@ class Authenticator:
         user_id = self._users.get(subject)
         if user_id is not None:
             return user_id
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             user = await UserRepository(session).get_by_subject(subject)
         if user is None:
             async with self.db.transaction() as session:

@@ -139,7 +139,7 @@ class PersistedQueries:
                 await self.remember(sha, document)
             return document
         try:
-            async with self.db.session() as session:
+            async with self.db.read() as session:
                 stored = await PersistedQueryRepository(session).document(sha)
         except DatabaseUnavailable as error:
             raise DocumentRefused(error.message, "DATABASE_UNAVAILABLE", error) from None

@@ -6,6 +6,7 @@ import strawberry
 
 from graph.core.context import Info
 from graph.core.errors import BadUserInput
+from graph.core.fields import column_fields, selected_columns, sub_selections
 from graph.core.relay import After, Before, Connection, First, Last, page_request
 from graph.songs.loaders import prime_song
 from graph.songs.types import Song, SongOrder, SongSortField, SortDirection
@@ -14,6 +15,7 @@ from persistence.models import SongSource
 from persistence.repositories import SongFilter, SongRepository, SongSort, song_order
 
 MAX_SEARCH_LENGTH = 200
+ALL_SONG_COLUMNS = frozenset(attribute.key for _, attribute in column_fields(Song))
 
 
 @strawberry.type
@@ -82,16 +84,21 @@ class SongQuery:
             == SortDirection.DESC,
         )
         request = page_request(first, after, last, before)
+        # Only the columns the page's songs are asked for (never a lyrics nobody reads).
+        nodes = sub_selections(info.selected_fields, info.field_name, "edges", "node")
+        only = selected_columns(Song, nodes, info.schema.config.name_converter)
         try:
             async with info.context.read() as repos:
-                page = await repos(SongRepository).list(request, filter, order)
+                page = await repos(SongRepository).list(request, filter, order, columns=only)
         except ValidationError as error:
             raise BadUserInput.of(error) from None
-        for row in page.rows:
-            prime_song(info.context.loaders, row)
+        if only >= ALL_SONG_COLUMNS:
+            # Whole rows answer later lookups of the same songs; partial ones must not.
+            for row in page.rows:
+                prime_song(info.context.loaders, row)
 
         async def count() -> int:
             async with info.context.read() as repos:
                 return await repos(SongRepository).count_matching(filter)
 
-        return Connection[Song].from_page(page, Song.from_model, count)
+        return Connection[Song].from_page(page, lambda row: Song.from_model(row, only), count)

@@ -1,5 +1,6 @@
 """Song, its enums and sort order."""
 
+from collections.abc import Set
 from datetime import datetime
 from enum import Enum
 from typing import Self
@@ -80,8 +81,9 @@ class Song(Node, FromColumns):
     )
 
     @classmethod
-    def from_model(cls, row: models.Song) -> Self:
-        return cls.from_columns(row, id=cls.global_id(row.id), db_id=row.id)
+    def from_model(cls, row: models.Song, only: Set[str] | None = None) -> Self:
+        """`only`: the columns `row` was loaded with, when not all (see FromColumns)."""
+        return cls.from_columns(row, only=only, id=cls.global_id(row.id), db_id=row.id)
 
     @classmethod
     async def resolve_node(cls, info: Info, key: str) -> Self | None:

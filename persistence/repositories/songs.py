@@ -1,12 +1,14 @@
 """Songs: the library, newest first, searchable by title or artist."""
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 
 from persistence.models import Song, SongSource
-from persistence.pagination import KeyColumn, KeysetOrder, Page, PageRequest
+from persistence.pagination import KeyColumn, KeysetOrder, Page, PageRequest, paginate
 from persistence.repositories.base import Repository
 
 
@@ -15,6 +17,10 @@ class SongSort(enum.StrEnum):
     TITLE = "title"
     ARTIST = "artist"
 
+
+# What a page of songs always loads, whatever the caller needs: what identifies and orders
+# a song, and so makes the cursors.
+_KEY_COLUMNS = ("id", "title", "artist", "date_added")
 
 _SORT_COLUMNS: dict[SongSort, tuple[KeyColumn, str]] = {
     SongSort.DATE_ADDED: (Song.date_added, "date_added"),
@@ -67,9 +73,23 @@ class SongRepository(Repository[Song]):
         request: PageRequest,
         filter: SongFilter = SongFilter(),
         order: KeysetOrder | None = None,
+        columns: Collection[str] | None = None,
     ) -> Page[Song]:
-        """A page of the library, newest first unless another order is given."""
-        return await self.page(request, order or song_order(), filter.clauses())
+        """A page of the library, newest first unless another order is given.
+
+        `columns`: the only columns the caller will read (besides those identifying and
+        ordering a song); the rows come back with the others unloaded, and must not be
+        read there (lyrics can be long). All of them when None."""
+        statement = sa.select(Song)
+        if columns is not None:
+            wanted = dict.fromkeys([*_KEY_COLUMNS, *columns])
+            statement = statement.options(load_only(*(getattr(Song, key) for key in wanted)))
+        return await paginate(
+            self.session,
+            statement.where(*filter.clauses()),
+            order or song_order(),
+            request,
+        )
 
     async def count_matching(self, filter: SongFilter = SongFilter()) -> int:
         return await self.count(filter.clauses())

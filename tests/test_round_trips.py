@@ -1,0 +1,68 @@
+"""Round trips to the database, transaction control included: what a request waits for."""
+
+from persistence.database import Database
+from tests.benchmarks.ceiling import LIBRARY
+from tests.conftest import GraphQLClient, RoundTripCounter, StatementCounter
+from tests.factories import add_songs, global_id
+
+# The library page (tests/benchmarks/ceiling.py): one page of songs, one batch of their
+# latest jobs, and no transaction around either. On PostgreSQL each of the two pooled
+# connections is also pre-pinged (SONGBOOK_DB_POOL_PRE_PING), which asyncpg's dialect does
+# inside a transaction of its own: BEGIN, `;`, ROLLBACK.
+LIBRARY_ROUND_TRIPS = {"sqlite": 2, "postgresql": 2 + 2 * 3}
+
+
+async def test_the_library_page_sends_no_transaction_control_of_its_own(
+    gql: GraphQLClient, db: Database, round_trips: RoundTripCounter
+) -> None:
+    await add_songs(db, 50, jobs_per_song=2)
+    round_trips.reset()
+    data = await gql.data(LIBRARY, first=50)
+    assert len(data["songs"]["edges"]) == 50
+    assert round_trips.count == LIBRARY_ROUND_TRIPS[db.dialect], round_trips.statements
+    pings = round_trips.statements.count("PING")
+    assert len(round_trips.transaction_control) == 3 * pings, round_trips.statements
+
+
+async def test_a_write_keeps_its_transaction(db: Database, round_trips: RoundTripCounter) -> None:
+    [song] = await add_songs(db, 1)
+    round_trips.reset()
+    async with db.transaction() as session:
+        song.title = "Renamed"
+        await session.merge(song)
+    control = [s.split()[0].upper() for s in round_trips.transaction_control if s != "PING"]
+    if db.dialect == "postgresql":
+        # Around the pre-ping, then the unit of work's own.
+        assert control[:2] == ["BEGIN", "ROLLBACK"]
+        control = control[2:]
+    assert control[0] == "BEGIN" and control[-1] == "COMMIT", round_trips.statements
+
+
+async def test_a_page_of_songs_fetches_lyrics_only_when_asked(
+    gql: GraphQLClient, db: Database, statements: StatementCounter
+) -> None:
+    await add_songs(db, 3, lyrics="la " * 1000)
+    statements.reset()
+    data = await gql.data("{ songs { edges { node { title } } } }")
+    assert data["songs"]["edges"][0]["node"]["title"] == "Song 002"
+    [page] = statements.statements
+    assert "lyrics" not in page and "file_path" not in page, page
+    statements.reset()
+    # Through a fragment, under an alias.
+    query = """{ songs { edges { node { ...Words } } } }
+      fragment Words on Song { id title: lyrics }"""
+    data = await gql.data(query)
+    assert data["songs"]["edges"][0]["node"]["title"] == "la " * 1000
+    assert "lyrics" in statements.statements[0]
+
+
+async def test_a_partly_loaded_song_does_not_answer_a_later_lookup(
+    gql: GraphQLClient, db: Database
+) -> None:
+    songs = await add_songs(db, 2, lyrics="words")
+    query = """query($id: ID!) {
+      songs { edges { node { title } } }
+      song(id: $id) { title lyrics album }
+    }"""
+    data = await gql.data(query, id=global_id("Song", songs[0].id))
+    assert data["song"] == {"title": "Song 000", "lyrics": "words", "album": None}
