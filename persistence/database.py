@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import re
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -167,6 +167,18 @@ def is_unavailable(error: BaseException) -> bool:
     return unavailable_reason(error) is not None
 
 
+@contextlib.contextmanager
+def _domain_errors() -> Iterator[None]:
+    """Driver errors that are not the statement's fault come out as DatabaseUnavailable or
+    DatabaseTimeout (see translate_error); every other error passes as it is."""
+    try:
+        yield
+    except Exception as error:
+        if (translated := translate_error(error)) is not None:
+            raise translated from error
+        raise
+
+
 def translate_error(error: BaseException) -> DomainError | None:
     """The domain error a driver error stands for, when it is not the statement's fault:
     DatabaseUnavailable, or DatabaseTimeout for a statement the database cancelled."""
@@ -226,13 +238,9 @@ class Database:
         """A session outside any unit of work: for reads, which need no commit. Writes made
         through it are rolled back when the block ends; use `transaction` to keep them.
         Never share one between concurrent tasks."""
-        try:
+        with _domain_errors():
             async with self._sessions() as session:
                 yield session
-        except Exception as error:
-            if (translated := translate_error(error)) is not None:
-                raise translated from error
-            raise
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -240,13 +248,9 @@ class Database:
         round trips, and each statement sees the database as it is when it runs. Never
         write through it (nothing would roll the write back); use `transaction`. Never
         share one between concurrent tasks."""
-        try:
+        with _domain_errors():
             async with self._reads() as session:
                 yield session
-        except Exception as error:
-            if (translated := translate_error(error)) is not None:
-                raise translated from error
-            raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -255,17 +259,14 @@ class Database:
         Integrity errors come out as domain errors (Conflict, ValidationError) and lost
         connections as DatabaseUnavailable.
         """
-        try:
-            async with self._write_turn, self._sessions() as session, session.begin():
-                if self.dialect == "sqlite":
-                    await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
-                yield session
-        except sa.exc.IntegrityError as error:
-            raise translate_integrity_error(error) from error
-        except Exception as error:
-            if (translated := translate_error(error)) is not None:
-                raise translated from error
-            raise
+        with _domain_errors():
+            try:
+                async with self._write_turn, self._sessions() as session, session.begin():
+                    if self.dialect == "sqlite":
+                        await session.connection(execution_options={_SQLITE_IMMEDIATE: True})
+                    yield session
+            except sa.exc.IntegrityError as error:
+                raise translate_integrity_error(error) from error
 
     async def dispose(self) -> None:
         """Close the pool's connections. Each gets a moment to say goodbye and is cut
