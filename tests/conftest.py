@@ -237,13 +237,10 @@ def _count_sqlite_ends(counter: RoundTripCounter) -> Iterator[None]:
 
         return ended
 
-    try:
+    with pytest.MonkeyPatch.context() as patch:
         for name in originals:
-            setattr(Adapter, name, wrap(name))
+            patch.setattr(Adapter, name, wrap(name))
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(Adapter, name, original)
 
 
 @contextlib.contextmanager
@@ -286,14 +283,10 @@ def _count_asyncpg_control(counter: RoundTripCounter) -> Iterator[None]:
         "_async_ping": counted_ping,
         "_prepare": counted_prepare,
     }
-    originals = {name: getattr(Adapter, name) for name in replaced}
-    try:
+    with pytest.MonkeyPatch.context() as patch:
         for name, wrapper in replaced.items():
-            setattr(Adapter, name, wrapper)
+            patch.setattr(Adapter, name, wrapper)
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(Adapter, name, original)
 
 
 @pytest.fixture
