@@ -108,6 +108,8 @@ _UNAVAILABLE_SQLSTATES = {
 }
 # A statement cancelled by the server: by statement_timeout, or at our request.
 _QUERY_CANCELED = "57014"
+# "Data exception": a value the database cannot take, whoever sent it.
+_DATA_EXCEPTION_CLASS = "22"
 
 
 def _sqlstate(error: BaseException) -> str | None:
@@ -169,8 +171,8 @@ def is_unavailable(error: BaseException) -> bool:
 
 @contextlib.contextmanager
 def _domain_errors() -> Iterator[None]:
-    """Driver errors that are not the statement's fault come out as DatabaseUnavailable or
-    DatabaseTimeout (see translate_error); every other error passes as it is."""
+    """Driver errors that are not the statement's fault come out as domain errors (see
+    translate_error); every other error passes as it is."""
     try:
         yield
     except Exception as error:
@@ -181,11 +183,18 @@ def _domain_errors() -> Iterator[None]:
 
 def translate_error(error: BaseException) -> DomainError | None:
     """The domain error a driver error stands for, when it is not the statement's fault:
-    DatabaseUnavailable, or DatabaseTimeout for a statement the database cancelled."""
+    DatabaseUnavailable, DatabaseTimeout for a statement the database cancelled, or
+    ValidationError for a value the database cannot take (SQLSTATE class 22, "data
+    exception": a NUL character in text, which PostgreSQL refuses and SQLite stores)."""
     if isinstance(error, DatabaseUnavailable | DatabaseTimeout):
         return None
-    if _sqlstate(error) == _QUERY_CANCELED:
+    code = _sqlstate(error)
+    if code == _QUERY_CANCELED:
         return DatabaseTimeout()
+    if code is not None and code.startswith(_DATA_EXCEPTION_CLASS):
+        return ValidationError(
+            "input", "A value is one the database cannot store (such as a NUL character)"
+        )
     reason = unavailable_reason(error)
     return DatabaseUnavailable(reason=reason) if reason is not None else None
 

@@ -458,3 +458,31 @@ async def test_a_variable_that_does_not_coerce_is_named_but_its_value_never_repe
         assert error["message"].startswith("Variable '$v' "), error
     for part in ("secret", "1099511627776"):
         assert part not in response.text, errors
+
+
+async def test_a_nul_character_is_bad_input_on_every_backend(
+    client: httpx.AsyncClient, db: Database, backend_name: str
+) -> None:
+    """PostgreSQL refuses NUL in text, where SQLite takes it: a write is refused either way,
+    and a search with one is bad input or no match, never an internal error."""
+    search = (
+        await client.post(
+            "/graphql", json={"query": '{ songs(search: "a\\u0000") { totalCount } }'}
+        )
+    ).json()
+    create = (
+        await client.post(
+            "/graphql",
+            json={
+                "query": CREATE,
+                "variables": {"input": {"title": "a\x00b", "artist": "c", "source": "UPLOAD"}},
+            },
+        )
+    ).json()
+    assert create["data"]["createSong"]["__typename"] == "ValidationError"
+    assert (await snapshot(db))["songs"] == []
+    if backend_name == "postgresql":
+        assert search["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "NUL" in search["errors"][0]["message"]
+    else:
+        assert search == {"data": {"songs": {"totalCount": 0}}}
