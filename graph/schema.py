@@ -9,7 +9,7 @@ from graph import jobs, songs, users
 from graph.core.domain import Domain
 from graph.core.extensions import EXTENSIONS, Executor
 from graph.core.fields import SCALAR_OVERRIDES
-from graph.core.relay import NodeQuery
+from graph.core.reads import NodeQuery
 
 # A new domain is a folder under graph/ and one entry here.
 DOMAINS: tuple[Domain, ...] = (songs.DOMAIN, jobs.DOMAIN, users.DOMAIN)

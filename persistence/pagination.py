@@ -52,6 +52,14 @@ class KeysetOrder:
         )
         return key < bound if descending else key > bound
 
+    def labelled(self) -> list[KeyColumn]:
+        """The sort columns, each named as the row attribute cursors read it from, for a
+        select of plain rows."""
+        return [
+            column if getattr(column, "key", None) == attribute else column.label(attribute)
+            for column, attribute in zip(self.columns, self.attributes, strict=True)
+        ]
+
     def key_of(self, row: Any) -> tuple[Any, ...]:
         return tuple(getattr(row, attribute) for attribute in self.attributes)
 
@@ -174,11 +182,15 @@ async def paginate(
     statement: sa.Select[Any],
     order: KeysetOrder,
     request: PageRequest,
+    *,
+    plain: bool = False,
 ) -> Page[Any]:
     """Run `statement` for one page of `request` in `order`, fetching one extra row to learn
-    whether more rows lie beyond the page."""
+    whether more rows lie beyond the page. The page holds the statement's first entity, or
+    with `plain`, its rows as they are."""
     request = request.validated()
     statement = statement.where(*request.bounds(order))
     statement = statement.order_by(*order.order_by(reverse=request.backwards))
-    rows = list((await session.scalars(statement.limit(request.size + 1))).all())
+    result = await session.execute(statement.limit(request.size + 1))
+    rows = list(result.all() if plain else result.scalars().all())
     return request.page_of(rows, order)

@@ -21,6 +21,9 @@ from strawberry.types.base import has_object_definition
 from strawberry.types.nodes import SelectedField, Selection
 
 COLUMN = "songbook.column"
+# A field's read declaration (graph/core/reads.py); one reading its parent row's column
+# names it in `key`.
+READS = "songbook.reads"
 
 
 def column(attribute: QueryableAttribute[Any], *, description: str, **options: Any) -> Any:
@@ -41,11 +44,12 @@ class FromColumns:
     """A Strawberry type whose column fields are read from an ORM row in one place."""
 
     @classmethod
-    def from_columns(cls, row: Any, *, only: Set[str] | None = None, **more: Any) -> Self:
-        """`only`: the column keys the row was loaded with (see `selected_columns`); the
-        other column fields are left None, which no one reads since no one selected them."""
+    def from_columns(cls, source: Any, /, *, only: Set[str] | None = None, **more: Any) -> Self:
+        """`only`: the column keys the row `source` was loaded with (see
+        `selected_columns`); the other column fields are left None, which no one reads
+        since no one selected them."""
         values = {
-            name: getattr(row, attribute.key) if only is None or attribute.key in only else None
+            name: getattr(source, attribute.key) if only is None or attribute.key in only else None
             for name, attribute in column_fields(cls)
         }
         return cls(**values, **more)
@@ -54,14 +58,14 @@ class FromColumns:
 def selected_columns(
     cls: type, selections: Iterable[Selection], names: NameConverter
 ) -> frozenset[str]:
-    """The column keys of `cls`'s column fields that `selections` (a selection set on
-    `cls`) names, through fragments whatever their type condition, and whether or not an
-    @include or @skip would drop them: asking for too much costs bytes, too little would
-    cost answers."""
+    """The column keys `selections` (a selection set on `cls`) reads: of its column
+    fields, and the keys its related fields are found by; through fragments whatever
+    their type condition, and whether or not an @include or @skip would drop them: asking
+    for too much costs bytes, too little would cost answers."""
     by_name = {
-        names.from_field(field): field.metadata[COLUMN].key
+        names.from_field(field): key
         for field in cls.__strawberry_definition__.fields  # type: ignore[attr-defined]
-        if field.metadata and COLUMN in field.metadata
+        if (key := _column_read(field.metadata or {})) is not None
     }
     found: set[str] = set()
     for selection in selections:
@@ -71,6 +75,14 @@ def selected_columns(
         else:  # an inline fragment or a fragment spread
             found |= selected_columns(cls, selection.selections, names)
     return frozenset(found)
+
+
+def _column_read(metadata: Mapping[str, Any]) -> str | None:
+    """The column of its own row a field reads: its column, or its related rows' key."""
+    if COLUMN in metadata:
+        return str(metadata[COLUMN].key)
+    key = getattr(metadata.get(READS), "key", None)
+    return None if key is None else str(key)
 
 
 def sub_selections(selections: Iterable[Selection], *path: str) -> list[Selection]:

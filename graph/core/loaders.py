@@ -5,6 +5,9 @@ the request's `context.loaders.load(song_by_id, key)`. The DataLoader behind it 
 first time a request asks for it, inside that request's event loop, so no cached row is
 ever shared between requests. Each batch runs in a session of its own: sibling resolvers
 load concurrently, and an AsyncSession must never be used by two tasks at once.
+
+The same declaration serves the compiled read path (graph/core/planner), which calls the
+batch itself on its one connection, naming the columns its selection needs.
 """
 
 import asyncio
@@ -12,20 +15,21 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import Database
+from persistence.repositories.base import Columns, Reader
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-Batch = Callable[[AsyncSession, Sequence[K]], Awaitable[Sequence[V]]]
+Batch = Callable[[Reader, Sequence[K], Columns], Awaitable[Sequence[V]]]
 
 
 class Loader(Generic[K, V]):
     """A dataloader declaration: how to fetch the values of many keys in one batch.
 
-    `batch(session, keys)` returns one value per key, in the keys' order.
+    `batch(reader, keys, columns)` returns one value per key, in the keys' order: whole
+    rows when `columns` is None (dataloaders), else rows holding at least those columns.
     """
 
     def __init__(self, batch: Batch[K, V]) -> None:
@@ -42,7 +46,7 @@ class Loader(Generic[K, V]):
             running.add(task)
             try:
                 async with db.read() as session:
-                    return list(await self.batch(session, keys))
+                    return list(await self.batch(session, keys, None))
             finally:
                 running.discard(task)
 
@@ -69,7 +73,10 @@ class RequestLoaders:
         return built
 
     async def load(self, loader: Loader[K, V], key: K) -> V:
-        return await self._get(loader).load(key)
+        # Every resolver asking for the key awaits the same future. When graphql-core
+        # cancels one of them (a sibling's error nulled their parent), the future must
+        # live on for the others, or they would end with a CancelledError of their own.
+        return await asyncio.shield(self._get(loader).load(key))
 
     def prime(self, loader: Loader[K, V], key: K, value: V) -> None:
         """Answer `key` with `value` from now on, replacing anything cached."""

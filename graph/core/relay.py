@@ -10,6 +10,7 @@ simply not an object of the type asked for: null in queries, NotFoundError in mu
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
@@ -17,6 +18,7 @@ import strawberry
 
 from graph.core.context import Info
 from graph.core.errors import BadUserInput
+from graph.core.loaders import Loader
 from persistence.errors import ValidationError
 from persistence.ids import is_valid_id
 from persistence.pagination import Page, PageRequest
@@ -31,13 +33,15 @@ class InvalidGlobalId(BadUserInput):
 
 @strawberry.interface(description="An object with a globally unique id (Relay).")
 class Node:
-    """Each implementing type registers under its GraphQL name as it is defined, and
-    fetches itself by key for `node(id:)`."""
+    """Each implementing type registers under its GraphQL name as it is defined, names
+    the loader that finds its rows by key (`by_id`, for `node(id:)` and the compiled read
+    path), and builds itself from a row (`from_model`)."""
 
     id: strawberry.ID = strawberry.field(description="The object's globally unique id.")
 
     # GraphQL type name -> the type; filled as node types are defined.
     types: ClassVar[dict[str, type["Node"]]] = {}
+    by_id: ClassVar[Loader[str, Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -53,9 +57,19 @@ class Node:
         return GlobalId.decode(global_id, argument).key_for(cls)
 
     @classmethod
+    def from_model(cls, row: Any, only: AbstractSet[str] | None = None) -> Self:
+        """The object a row of this type's table stands for, keeping the row (`row`, which
+        its related fields read their keys from); `only`: the columns the row holds, when
+        not all (see graph.core.fields.FromColumns, which every Node type is)."""
+        from_columns = getattr(cls, "from_columns")  # noqa: B009 (a mixin's classmethod)
+        node: Self = from_columns(row, only=only, id=cls.global_id(row.id), row=row)
+        return node
+
+    @classmethod
     async def resolve_node(cls, info: Info, key: str) -> Self | None:
         """The object with this key, or None (node(id:) calls it)."""
-        raise NotImplementedError
+        row = await info.context.loaders.load(cls.by_id, key)
+        return None if row is None else cls.from_model(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,15 +170,3 @@ def page_request(
         return PageRequest(first=first, after=after, last=last, before=before).validated()
     except ValidationError as error:
         raise BadUserInput.of(error) from None
-
-
-@strawberry.type
-class NodeQuery:
-    @strawberry.field(description="Any object by its global id (Relay), or null.")
-    async def node(
-        self,
-        info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The object's global id.")],
-    ) -> Node | None:
-        decoded = GlobalId.decode(id)
-        return await decoded.node_type.resolve_node(info, decoded.key)

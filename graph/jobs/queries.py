@@ -4,17 +4,42 @@ from typing import Annotated
 
 import strawberry
 
-from graph.core.context import Info
+from graph.core.context import Info, Repositories
 from graph.core.errors import BadUserInput
+from graph.core.reads import ById, Listed, Listing, listing, reads
 from graph.core.relay import After, Before, Connection, First, Last, page_request
 from graph.jobs.types import Job, JobStatus
 from persistence.errors import ValidationError
 from persistence.repositories import JobRepository
+from persistence.repositories.base import Columns
+
+
+async def list_jobs(
+    repos: Repositories,
+    columns: Columns,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    status: JobStatus | None,
+) -> Listed:
+    """A page of all jobs as `jobs` asks for it (both executors call this)."""
+    request = page_request(first, after, last, before)
+    try:
+        page = await repos(JobRepository).list(request, status, columns)
+    except ValidationError as error:
+        raise BadUserInput.of(error) from None
+
+    async def count(repos: Repositories) -> int:
+        return await repos(JobRepository).count_with_status(status)
+
+    return Listed(page, count)
 
 
 @strawberry.type
 class JobQuery:
-    @strawberry.field(description="The job with this id, or null.")
+    @strawberry.field(description="The job with this id, or null.", metadata=reads(ById(Job)))
     async def job(
         self,
         info: Info,
@@ -23,7 +48,10 @@ class JobQuery:
         key = Job.key_of(id)
         return None if key is None else await Job.resolve_node(info, key)
 
-    @strawberry.field(description="All jobs, newest first, optionally of one status.")
+    @strawberry.field(
+        description="All jobs, newest first, optionally of one status.",
+        metadata=reads(Listing(list_jobs)),
+    )
     async def jobs(
         self,
         info: Info,
@@ -35,15 +63,6 @@ class JobQuery:
             JobStatus | None, strawberry.argument(description="Only jobs with this status.")
         ] = None,
     ) -> Connection[Job]:
-        request = page_request(first, after, last, before)
-        try:
-            async with info.context.read() as repos:
-                page = await repos(JobRepository).list(request, status)
-        except ValidationError as error:
-            raise BadUserInput.of(error) from None
-
-        async def count() -> int:
-            async with info.context.read() as repos:
-                return await repos(JobRepository).count_with_status(status)
-
-        return Connection[Job].from_page(page, Job.from_model, count)
+        return await listing(
+            info, list_jobs, first=first, after=after, last=last, before=before, status=status
+        )

@@ -1,12 +1,13 @@
 """Job, a song's processing run, and its status."""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 
-from graph.core.context import Info
 from graph.core.fields import FromColumns, column, described_enum
+from graph.core.loaders import Loader
+from graph.core.reads import to_one
 from graph.core.relay import Node
 from graph.jobs.loaders import job_by_id
 from persistence import models
@@ -30,8 +31,6 @@ described_enum(
 
 @strawberry.type(description="A run that splits a song into vocals and instrumental stems.")
 class Job(Node, FromColumns):
-    db_id: strawberry.Private[str]
-    song_db_id: strawberry.Private[str]
     status: models.JobStatus = column(
         models.Job.status, description="Where the job is in its lifecycle."
     )
@@ -52,19 +51,10 @@ class Job(Node, FromColumns):
     created_at: datetime = column(models.Job.created_at, description="When the job was created.")
     updated_at: datetime = column(models.Job.updated_at, description="When the job last changed.")
 
-    @classmethod
-    def from_model(cls, row: models.Job) -> Self:
-        return cls.from_columns(row, id=cls.global_id(row.id), db_id=row.id, song_db_id=row.song_id)
-
-    @classmethod
-    async def resolve_node(cls, info: Info, key: str) -> Self | None:
-        row = await info.context.loaders.load(job_by_id, key)
-        return None if row is None else cls.from_model(row)
-
-    @strawberry.field(description="The song this job processes.")
-    async def song(self, info: Info) -> Annotated["Song", strawberry.lazy("graph.songs.types")]:
-        # Through the node registry: the songs domain builds on this one, not the reverse.
-        song = await Node.types["Song"].resolve_node(info, self.song_db_id)
-        if song is None:  # deleted by a concurrent request after the job was read
-            raise LookupError("the job's song no longer exists")
-        return song  # type: ignore[return-value]
+    # The Song whose id is the job's song_id, found by Song's own loader: the songs domain
+    # builds on this one, not the reverse.
+    song: Annotated["Song", strawberry.lazy("graph.songs.types")] = to_one(
+        key=models.Job.song_id, description="The song this job processes."
+    )
+    row: strawberry.Private[Any] = None  # the row the object was read from
+    by_id: ClassVar[Loader[str, Any]] = job_by_id

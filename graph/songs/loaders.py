@@ -1,17 +1,17 @@
 """The songs domain's dataloaders."""
 
 from collections.abc import Sequence
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from graph.core.loaders import Loader, RequestLoaders
 from graph.jobs.loaders import forget_song_jobs
 from persistence.models import Song
 from persistence.repositories import SongRepository
+from persistence.repositories.base import Columns, Reader
 
 
-async def _songs_by_id(session: AsyncSession, ids: Sequence[str]) -> list[Song | None]:
-    found = await SongRepository(session).get_many(ids)
+async def _songs_by_id(session: Reader, ids: Sequence[str], columns: Columns) -> list[Any]:
+    found = await SongRepository(session).get_many(ids, columns)
     return [found.get(id) for id in ids]
 
 

@@ -1,26 +1,61 @@
 """Reading the library: one song, or a page of songs."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
-from graph.core.context import Info
+from graph.core.context import Info, Repositories
 from graph.core.errors import BadUserInput
-from graph.core.fields import column_fields, selected_columns, sub_selections
+from graph.core.reads import ById, Listed, Listing, Lookup, listing, lookup, reads
 from graph.core.relay import After, Before, Connection, First, Last, page_request
-from graph.songs.loaders import prime_song
 from graph.songs.types import Song, SongOrder, SongSortField, SortDirection
 from persistence.errors import ValidationError
 from persistence.models import SongSource
 from persistence.repositories import SongFilter, SongRepository, SongSort, song_order
+from persistence.repositories.base import Columns
 
 MAX_SEARCH_LENGTH = 200
-ALL_SONG_COLUMNS = frozenset(attribute.key for _, attribute in column_fields(Song))
+
+
+async def list_songs(
+    repos: Repositories,
+    columns: Columns,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    search: str | None,
+    source: SongSource | None,
+    order_by: SongOrder | None,
+) -> Listed:
+    """A page of the library as `songs` asks for it (both executors call this)."""
+    if search is not None and len(search) > MAX_SEARCH_LENGTH:
+        raise BadUserInput(f"search must be at most {MAX_SEARCH_LENGTH} characters", "search")
+    filter = SongFilter(search=(search or "").strip() or None, source=source)
+    order = song_order(
+        SongSort(str((order_by.field if order_by else SongSortField.DATE_ADDED).value)),
+        descending=(order_by.direction if order_by else SortDirection.DESC) == SortDirection.DESC,
+    )
+    request = page_request(first, after, last, before)
+    try:
+        page = await repos(SongRepository).list(request, filter, order, columns)
+    except ValidationError as error:
+        raise BadUserInput.of(error) from None
+
+    async def count(repos: Repositories) -> int:
+        return await repos(SongRepository).count_matching(filter)
+
+    return Listed(page, count)
+
+
+async def song_by_youtube_id(repos: Repositories, columns: Columns, *, youtube_id: str) -> Any:
+    return await repos(SongRepository).get_by_youtube_id(youtube_id.strip(), columns)
 
 
 @strawberry.type
 class SongQuery:
-    @strawberry.field(description="The song with this id, or null.")
+    @strawberry.field(description="The song with this id, or null.", metadata=reads(ById(Song)))
     async def song(
         self,
         info: Info,
@@ -29,7 +64,10 @@ class SongQuery:
         key = Song.key_of(id)
         return None if key is None else await Song.resolve_node(info, key)
 
-    @strawberry.field(description="The song made from this YouTube video, or null.")
+    @strawberry.field(
+        description="The song made from this YouTube video, or null.",
+        metadata=reads(Lookup(song_by_youtube_id)),
+    )
     async def song_by_youtube_id(
         self,
         info: Info,
@@ -37,18 +75,14 @@ class SongQuery:
             str, strawberry.argument(description="The 11-character YouTube video id.")
         ],
     ) -> Song | None:
-        async with info.context.read() as repos:
-            row = await repos(SongRepository).get_by_youtube_id(youtube_id.strip())
-        if row is None:
-            return None
-        prime_song(info.context.loaders, row)
-        return Song.from_model(row)
+        return await lookup(info, song_by_youtube_id, youtube_id=youtube_id)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description=(
             "The library, a page at a time (Relay cursor connection), newest first unless "
             "`orderBy` says otherwise."
-        )
+        ),
+        metadata=reads(Listing(list_songs)),
     )
     async def songs(
         self,
@@ -75,30 +109,14 @@ class SongQuery:
             strawberry.argument(description="The order; newest first when left out."),
         ] = None,
     ) -> Connection[Song]:
-        if search is not None and len(search) > MAX_SEARCH_LENGTH:
-            raise BadUserInput(f"search must be at most {MAX_SEARCH_LENGTH} characters", "search")
-        filter = SongFilter(search=(search or "").strip() or None, source=source)
-        order = song_order(
-            SongSort(str((order_by.field if order_by else SongSortField.DATE_ADDED).value)),
-            descending=(order_by.direction if order_by else SortDirection.DESC)
-            == SortDirection.DESC,
+        return await listing(
+            info,
+            list_songs,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            search=search,
+            source=source,
+            order_by=order_by,
         )
-        request = page_request(first, after, last, before)
-        # Only the columns the page's songs are asked for (never a lyrics nobody reads).
-        nodes = sub_selections(info.selected_fields, info.field_name, "edges", "node")
-        only = selected_columns(Song, nodes, info.schema.config.name_converter)
-        try:
-            async with info.context.read() as repos:
-                page = await repos(SongRepository).list(request, filter, order, columns=only)
-        except ValidationError as error:
-            raise BadUserInput.of(error) from None
-        if only >= ALL_SONG_COLUMNS:
-            # Whole rows answer later lookups of the same songs; partial ones must not.
-            for row in page.rows:
-                prime_song(info.context.loaders, row)
-
-        async def count() -> int:
-            async with info.context.read() as repos:
-                return await repos(SongRepository).count_matching(filter)
-
-        return Connection[Song].from_page(page, lambda row: Song.from_model(row, only), count)

@@ -1,21 +1,19 @@
 """Song, its enums and sort order."""
 
-from collections.abc import Set
 from datetime import datetime
 from enum import Enum
-from typing import Self
+from typing import Any, ClassVar
 
 import strawberry
 
-from graph.core.context import Info
-from graph.core.errors import BadUserInput
 from graph.core.fields import FromColumns, column, described_enum
-from graph.core.relay import After, Before, Connection, First, Last, Node, page_request
+from graph.core.loaders import Loader
+from graph.core.reads import to_one, to_page
+from graph.core.relay import Connection, Node
 from graph.jobs.loaders import job_count_by_song, job_page_by_song, latest_job_by_song
 from graph.jobs.types import Job
 from graph.songs.loaders import song_by_id
 from persistence import models
-from persistence.errors import ValidationError
 from persistence.repositories.jobs import NEWEST_FIRST
 
 # The data layer's enum is the schema's: registered here, so persistence stays unaware.
@@ -56,7 +54,6 @@ class SongOrder:
 
 @strawberry.type(description="A song in the karaoke library, with its stems and lyrics.")
 class Song(Node, FromColumns):
-    db_id: strawberry.Private[str]
     title: str = column(models.Song.title, description="The song's title.")
     artist: str | None = column(models.Song.artist, description="Who performs the song.")
     album: str | None = column(models.Song.album, description="The album the song is from.")
@@ -80,39 +77,15 @@ class Song(Node, FromColumns):
         models.Song.date_added, description="When the song joined the library."
     )
 
-    @classmethod
-    def from_model(cls, row: models.Song, only: Set[str] | None = None) -> Self:
-        """`only`: the columns `row` was loaded with, when not all (see FromColumns)."""
-        return cls.from_columns(row, only=only, id=cls.global_id(row.id), db_id=row.id)
-
-    @classmethod
-    async def resolve_node(cls, info: Info, key: str) -> Self | None:
-        row = await info.context.loaders.load(song_by_id, key)
-        return None if row is None else cls.from_model(row)
-
-    @strawberry.field(description="The song's newest processing job.")
-    async def latest_job(self, info: Info) -> Job | None:
-        row = await info.context.loaders.load(latest_job_by_song, self.db_id)
-        return None if row is None else Job.from_model(row)
-
-    @strawberry.field(description="The song's processing jobs, newest first.")
-    async def jobs(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        last: Last = None,
-        before: Before = None,
-    ) -> Connection[Job]:
-        request = page_request(first, after, last, before)
-        try:
-            request.bounds(NEWEST_FIRST)  # a bad cursor fails this field, not the batch
-        except ValidationError as error:
-            raise BadUserInput.of(error) from None
-        page = await info.context.loaders.load(job_page_by_song, (self.db_id, request))
-        song_id, loaders = self.db_id, info.context.loaders
-
-        async def count() -> int:
-            return await loaders.load(job_count_by_song, song_id)
-
-        return Connection[Job].from_page(page, Job.from_model, count)
+    latest_job: Job | None = to_one(
+        latest_job_by_song, key=models.Song.id, description="The song's newest processing job."
+    )
+    jobs: Connection[Job] = to_page(
+        job_page_by_song,
+        job_count_by_song,
+        key=models.Song.id,
+        order=NEWEST_FIRST,
+        description="The song's processing jobs, newest first.",
+    )
+    row: strawberry.Private[Any] = None  # the row the object was read from
+    by_id: ClassVar[Loader[str, Any]] = song_by_id

@@ -1,16 +1,16 @@
 """The users domain's dataloaders."""
 
 from collections.abc import Sequence
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from graph.core.loaders import Loader
 from persistence.models import User
 from persistence.repositories import UserRepository
+from persistence.repositories.base import Columns, Reader
 
 
-async def _users_by_id(session: AsyncSession, ids: Sequence[str]) -> list[User | None]:
-    found = await UserRepository(session).get_many(ids)
+async def _users_by_id(session: Reader, ids: Sequence[str], columns: Columns) -> list[Any]:
+    found = await UserRepository(session).get_many(ids, columns)
     return [found.get(id) for id in ids]
 
 

@@ -1,12 +1,12 @@
 """User, a person who owns songs."""
 
 from datetime import datetime
-from typing import Self
+from typing import Any, ClassVar
 
 import strawberry
 
-from graph.core.context import Info
 from graph.core.fields import FromColumns, column
+from graph.core.loaders import Loader
 from graph.core.permissions import IsSelfOrAdmin
 from graph.core.relay import Node
 from graph.users.loaders import user_by_id
@@ -23,11 +23,5 @@ class User(Node, FromColumns):
     )
     created_at: datetime = column(models.User.created_at, description="When the user signed up.")
 
-    @classmethod
-    def from_model(cls, row: models.User) -> Self:
-        return cls.from_columns(row, id=cls.global_id(row.id))
-
-    @classmethod
-    async def resolve_node(cls, info: Info, key: str) -> Self | None:
-        row = await info.context.loaders.load(user_by_id, key)
-        return None if row is None else cls.from_model(row)
+    row: strawberry.Private[Any] = None  # the row the user was read from
+    by_id: ClassVar[Loader[str, Any]] = user_by_id

@@ -1,15 +1,27 @@
 """The generic repository: one model's rows through one session, never committing."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from persistence.models import Base
 from persistence.pagination import KeysetOrder, Page, PageRequest, paginate
 
 M = TypeVar("M", bound=Base)
+
+# What repositories read through: a session (the ORM's unit of work), or for reads only, a
+# bare connection (the compiled read path: plain rows, no identity map).
+Reader = AsyncSession | AsyncConnection
+# Column keys a caller will read; None for whole rows.
+Columns = Collection[str] | None
+
+
+def column_list(model: type[Any], keys: Iterable[str]) -> list[Any]:
+    """The model's columns named by `keys` (each once, in order), for a select of rows that
+    hold only those; `id` always comes first."""
+    return [getattr(model, key) for key in dict.fromkeys(["id", *keys])]
 
 
 class Repository(Generic[M]):
@@ -21,19 +33,26 @@ class Repository(Generic[M]):
 
     model: ClassVar[type[Any]]
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, session: Reader) -> None:
+        # Typed as a session for the writes; over a connection, only the reads that use
+        # nothing but execute() and scalars() (which both have) are ever called.
+        self.session: AsyncSession = session  # type: ignore[assignment]
 
     async def get(self, id: str) -> M | None:
         return await self.session.get(self.model, id)
 
-    async def get_many(self, ids: Iterable[str]) -> dict[str, M]:
-        """The rows with these ids, keyed by id; missing ids are simply absent."""
+    async def get_many(self, ids: Iterable[str], columns: Columns = None) -> dict[str, Any]:
+        """The rows with these ids, keyed by id; missing ids are simply absent. With
+        `columns`, plain rows holding only those columns (and the id)."""
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        statement = sa.select(self.model).where(self.model.id.in_(wanted))
-        return {row.id: row for row in (await self.session.scalars(statement)).all()}
+        where = self.model.id.in_(wanted)
+        if columns is None:
+            entities = await self.session.scalars(sa.select(self.model).where(where))
+            return {row.id: row for row in entities.all()}
+        statement = sa.select(*column_list(self.model, columns)).where(where)
+        return {row.id: row for row in (await self.session.execute(statement)).all()}
 
     async def create(self, **values: Any) -> M:
         row: M = self.model(**values)
@@ -56,9 +75,20 @@ class Repository(Generic[M]):
         request: PageRequest,
         order: KeysetOrder,
         where: Sequence[sa.ColumnElement[bool]] = (),
-    ) -> Page[M]:
-        """One keyset page of the rows matching `where`."""
-        return await paginate(self.session, sa.select(self.model).where(*where), order, request)
+        columns: Columns = None,
+    ) -> Page[Any]:
+        """One keyset page of the rows matching `where`; with `columns`, plain rows holding
+        those columns and what orders them."""
+        if columns is None:
+            statement = sa.select(self.model)
+        else:
+            sorting = order.labelled()
+            named = {getattr(c, "key", None) for c in sorting}
+            chosen = [c for c in column_list(self.model, columns) if c.key not in named]
+            statement = sa.select(*chosen, *sorting)
+        return await paginate(
+            self.session, statement.where(*where), order, request, plain=columns is not None
+        )
 
     async def count(self, where: Sequence[sa.ColumnElement[bool]] = ()) -> int:
         statement = sa.select(sa.func.count()).select_from(self.model).where(*where)

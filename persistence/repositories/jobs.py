@@ -15,7 +15,7 @@ from persistence.events import announce
 from persistence.lifecycle import check_transition, checked_progress
 from persistence.models import Job, JobStatus, Song, utcnow
 from persistence.pagination import KeysetOrder, Page, PageRequest
-from persistence.repositories.base import Repository
+from persistence.repositories.base import Columns, Repository, column_list
 
 JOBS = cast(sa.Table, Job.__table__)
 
@@ -27,13 +27,18 @@ NEWEST_FIRST = KeysetOrder(
 )
 
 
+# What groups a song's jobs and orders them, read whatever else a caller needs.
+_JOB_KEYS = ("song_id", "created_at")
+
+
 class JobRepository(Repository[Job]):
     model = Job
 
     async def jobs_for_songs(
-        self, song_ids: Iterable[str], request: PageRequest
-    ) -> dict[str, Page[Job]]:
-        """One page of each song's jobs, newest first, in one statement for all the songs."""
+        self, song_ids: Iterable[str], request: PageRequest, columns: Columns = None
+    ) -> dict[str, Page[Any]]:
+        """One page of each song's jobs, newest first, in one statement for all the songs;
+        with `columns`, plain rows of those (and of what groups and orders them)."""
         request = request.validated()
         wanted = list(dict.fromkeys(song_ids))
         if not wanted:
@@ -51,26 +56,32 @@ class JobRepository(Repository[Job]):
             .where(Job.song_id.in_(wanted), *request.bounds(NEWEST_FIRST))
             .subquery()
         )
+        chosen = [Job] if columns is None else column_list(Job, [*columns, *_JOB_KEYS])
         statement = (
-            sa.select(Job)
+            sa.select(*chosen)
             .join(ranked, ranked.c.id == Job.id)
             .where(ranked.c.rank <= request.size + 1)
             .order_by(Job.song_id, ranked.c.rank)
         )
-        grouped: dict[str, list[Job]] = {song_id: [] for song_id in wanted}
-        for job in (await self.session.scalars(statement)).all():
+        result = await self.session.execute(statement)
+        grouped: dict[str, list[Any]] = {song_id: [] for song_id in wanted}
+        for job in result.scalars().all() if columns is None else result.all():
             grouped[job.song_id].append(job)
         return {song_id: request.page_of(jobs, NEWEST_FIRST) for song_id, jobs in grouped.items()}
 
-    async def latest_jobs_for_songs(self, song_ids: Iterable[str]) -> dict[str, Job]:
+    async def latest_jobs_for_songs(
+        self, song_ids: Iterable[str], columns: Columns = None
+    ) -> dict[str, Any]:
         """The newest job of each song that has one, in one statement."""
-        pages = await self.jobs_for_songs(song_ids, PageRequest(first=1))
+        pages = await self.jobs_for_songs(song_ids, PageRequest(first=1), columns)
         return {song_id: page.rows[0] for song_id, page in pages.items() if page.rows}
 
-    async def list(self, request: PageRequest, status: JobStatus | None = None) -> Page[Job]:
+    async def list(
+        self, request: PageRequest, status: JobStatus | None = None, columns: Columns = None
+    ) -> Page[Any]:
         """A page of all jobs, newest first, optionally of one status."""
         where = [] if status is None else [Job.status == status]
-        return await self.page(request, NEWEST_FIRST, where)
+        return await self.page(request, NEWEST_FIRST, where, columns)
 
     async def count_for_songs(self, song_ids: Iterable[str]) -> dict[str, int]:
         """How many jobs each song has (0 for none), in one statement for all the songs."""

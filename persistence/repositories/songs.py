@@ -1,15 +1,14 @@
 """Songs: the library, newest first, searchable by title or artist."""
 
 import enum
-from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import load_only
 
 from persistence.models import Song, SongSource
-from persistence.pagination import KeyColumn, KeysetOrder, Page, PageRequest, paginate
-from persistence.repositories.base import Repository
+from persistence.pagination import KeyColumn, KeysetOrder, Page, PageRequest
+from persistence.repositories.base import Columns, Repository, column_list
 
 
 class SongSort(enum.StrEnum):
@@ -17,10 +16,6 @@ class SongSort(enum.StrEnum):
     TITLE = "title"
     ARTIST = "artist"
 
-
-# What a page of songs always loads, whatever the caller needs: what identifies and orders
-# a song, and so makes the cursors.
-_KEY_COLUMNS = ("id", "title", "artist", "date_added")
 
 _SORT_COLUMNS: dict[SongSort, tuple[KeyColumn, str]] = {
     SongSort.DATE_ADDED: (Song.date_added, "date_added"),
@@ -73,27 +68,22 @@ class SongRepository(Repository[Song]):
         request: PageRequest,
         filter: SongFilter = SongFilter(),
         order: KeysetOrder | None = None,
-        columns: Collection[str] | None = None,
-    ) -> Page[Song]:
+        columns: Columns = None,
+    ) -> Page[Any]:
         """A page of the library, newest first unless another order is given.
 
-        `columns`: the only columns the caller will read (besides those identifying and
-        ordering a song); the rows come back with the others unloaded, and must not be
-        read there (lyrics can be long). All of them when None."""
-        statement = sa.select(Song)
-        if columns is not None:
-            wanted = dict.fromkeys([*_KEY_COLUMNS, *columns])
-            statement = statement.options(load_only(*(getattr(Song, key) for key in wanted)))
-        return await paginate(
-            self.session,
-            statement.where(*filter.clauses()),
-            order or song_order(),
-            request,
-        )
+        `columns`: the only columns the caller will read; the page then holds plain rows
+        of those (with the id and what orders them), never a lyrics nobody asked for.
+        Whole songs when None."""
+        return await self.page(request, order or song_order(), filter.clauses(), columns)
 
     async def count_matching(self, filter: SongFilter = SongFilter()) -> int:
         return await self.count(filter.clauses())
 
-    async def get_by_youtube_id(self, youtube_id: str) -> Song | None:
-        statement = sa.select(Song).where(Song.youtube_id == youtube_id)
-        return (await self.session.scalars(statement)).one_or_none()
+    async def get_by_youtube_id(self, youtube_id: str, columns: Columns = None) -> Any:
+        """The song made from this video, or None; with `columns`, a plain row of those."""
+        where = Song.youtube_id == youtube_id
+        if columns is None:
+            return (await self.session.scalars(sa.select(Song).where(where))).one_or_none()
+        statement = sa.select(*column_list(Song, columns)).where(where)
+        return (await self.session.execute(statement)).one_or_none()
