@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -227,8 +228,9 @@ class Database:
         read_options: dict[str, Any] = (
             {_SQLITE_NO_BEGIN: True} if settings.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
         )
+        self._read_engine = self.engine.execution_options(**read_options)
         self._reads = async_sessionmaker(
-            self.engine.execution_options(**read_options),
+            self._read_engine,
             expire_on_commit=False,
             autoflush=False,
             info=self.session_info,
@@ -260,6 +262,15 @@ class Database:
         with _domain_errors():
             async with self._reads() as session:
                 yield session
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for reads only, outside any transaction, as `read` gives a
+        session: plain rows, no ORM identity map (the compiled read path). Never write
+        through it; never share it between concurrent tasks."""
+        with _domain_errors():
+            async with self._read_engine.connect() as connection:
+                yield connection
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

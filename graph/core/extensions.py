@@ -104,6 +104,27 @@ def _coded(error: GraphQLError, message: str, code: str, **more: object) -> Grap
     return _rebuilt(error, message, {**(error.extensions or {}), **more, "code": code})
 
 
+def classify_failure(error: GraphQLError) -> GraphQLError:
+    """A field's failure (an error with `original_error`) with its code and a message fit
+    for clients; the compiled read path reports the database's failures through it too."""
+    original = error.original_error
+    if isinstance(original, GraphQLError):
+        # Ours carry a code; graphql-core's own (variable coercion) are bad input.
+        code = (original.extensions or {}).get("code", "BAD_USER_INPUT")
+        return _coded(error, error.message, str(code))
+    if isinstance(original, domain.DatabaseUnavailable):
+        return _coded(error, "The database is unavailable", "DATABASE_UNAVAILABLE")
+    if isinstance(original, domain.DatabaseTimeout):
+        return _coded(error, original.message, "TIMEOUT")
+    if isinstance(original, domain.ValidationError):
+        field = camel_case(original.field)
+        return _coded(error, original.message, "BAD_USER_INPUT", field=field)
+    if isinstance(original, domain.NotFound):
+        return _coded(error, original.message, "NOT_FOUND")
+    logger.error("Unexpected error in a resolver", exc_info=original)
+    return _coded(error, "Internal server error", "INTERNAL_SERVER_ERROR")
+
+
 class ErrorCodes(SchemaExtension):
     """Give every error a stable `extensions.code` and hide what clients must not see:
     messages never carry a stack trace, SQL or a file path."""
@@ -135,23 +156,8 @@ class ErrorCodes(SchemaExtension):
 
     def classify(self, error: GraphQLError) -> GraphQLError:
         error = _without_variable_value(error)
-        original = error.original_error
-        if isinstance(original, GraphQLError):
-            # Ours carry a code; graphql-core's own (variable coercion) are bad input.
-            code = (original.extensions or {}).get("code", "BAD_USER_INPUT")
-            return _coded(error, error.message, str(code))
-        if isinstance(original, domain.DatabaseUnavailable):
-            return _coded(error, "The database is unavailable", "DATABASE_UNAVAILABLE")
-        if isinstance(original, domain.DatabaseTimeout):
-            return _coded(error, original.message, "TIMEOUT")
-        if isinstance(original, domain.ValidationError):
-            field = camel_case(original.field)
-            return _coded(error, original.message, "BAD_USER_INPUT", field=field)
-        if isinstance(original, domain.NotFound):
-            return _coded(error, original.message, "NOT_FOUND")
-        if original is not None:
-            logger.error("Unexpected error in a resolver", exc_info=original)
-            return _coded(error, "Internal server error", "INTERNAL_SERVER_ERROR")
+        if error.original_error is not None:
+            return classify_failure(error)
         if (error.extensions or {}).get("code"):
             return error
         if self.execution_context.graphql_document is None:

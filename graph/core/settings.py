@@ -153,6 +153,12 @@ class Settings(EnvironmentSettings):
         100,
         ge=1,
     )
+    compiled: bool = env(
+        "SONGBOOK_COMPILED",
+        "Answer query operations through the compiled read path (graph/core/planner.py); "
+        "off: every operation runs through Strawberry's executor.",
+        True,
+    )
     shutdown_grace: float = env(
         "SONGBOOK_SHUTDOWN_GRACE",
         "Seconds in-flight requests may take to finish after SIGTERM.",

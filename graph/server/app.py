@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         lifespan=lifespan,
         middleware=cors_middleware(settings.cors_origins),
     )
+    # The compiled read path (None when SONGBOOK_COMPILED is off), for those who watch it.
+    app.state.planner = view.planner
     return app
 
 

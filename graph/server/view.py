@@ -35,8 +35,9 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from graph.core.context import Context
-from graph.core.documents import PERSISTED_QUERY_NOT_FOUND
+from graph.core.documents import PERSISTED_QUERY_NOT_FOUND, DocumentRefused
 from graph.core.identity import Identity, Role, Unauthenticated
+from graph.core.planner import Planner
 from graph.core.settings import Settings
 from graph.server.auth import Authenticator
 from graph.server.deadlines import within
@@ -154,6 +155,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
         self.graphiql = graphiql
         self.sockets = OpenSockets()
         self.going_away = False
+        self.planner = Planner(schema, settings) if settings.compiled else None
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -390,6 +392,23 @@ class SongbookGraphQL(GraphQL[Context, None]):
 
     # --- Execution: 405 for mutations over GET, no subscriptions over HTTP ---------------
 
+    async def compiled(
+        self, context: Context, request_data: GraphQLRequestData
+    ) -> ExecutionResult | None:
+        """The result the compiled read path answers with (graph/core/planner.py), or None
+        when the request is Strawberry's: the planner's own, or a document that is not
+        known yet (APQ's registration happens on Strawberry's path) or is refused."""
+        assert self.planner is not None
+        try:
+            resolved = await self.documents.resolve(request_data.query, request_data.extensions)
+        except DocumentRefused:
+            return None
+        if resolved.query is None or resolved.register_as is not None:
+            return None
+        return await self.planner.execute(
+            context, resolved.query, request_data.operation_name, request_data.variables
+        )
+
     async def execute_single(
         self,
         request: Request,
@@ -404,6 +423,10 @@ class SongbookGraphQL(GraphQL[Context, None]):
         allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
         if method == "GET" and not self.allow_queries_via_get:
             allowed -= {OperationType.QUERY}
+        if self.planner is not None and OperationType.QUERY in allowed:
+            compiled = await self.compiled(context, request_data)
+            if compiled is not None:
+                return compiled
         try:
             return await self.schema.execute(
                 request_data.query,
