@@ -6,6 +6,7 @@ comes after it. No OFFSET is ever used, so page 2,000 reads what page 1 reads.
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,16 @@ class KeysetOrder:
         key = sa.tuple_(*self.columns)
         bound = sa.tuple_(
             *(sa.literal(v, type_=c.type) for c, v in zip(self.columns, values, strict=True))
+        )
+        return key < bound if descending else key > bound
+
+    def beyond_parameters(self, name: str, *, reverse: bool = False) -> sa.ColumnElement[bool]:
+        """`beyond`, with the values left as parameters `name_0`, `name_1`...: a statement
+        built once for many requests (see `PageRequest.bound_values`)."""
+        descending = self.descending != reverse
+        key = sa.tuple_(*self.columns)
+        bound = sa.tuple_(
+            *(sa.bindparam(f"{name}_{i}", type_=c.type) for i, c in enumerate(self.columns))
         )
         return key < bound if descending else key > bound
 
@@ -110,6 +121,16 @@ class PageRequest:
             bounds.append(order.beyond(before, reverse=True))
         return bounds
 
+    def bound_values(self, order: KeysetOrder) -> dict[str, Any]:
+        """The parameters of `order.beyond_parameters("after")` and (reversed) "before"
+        that this request's cursors fill; checked as `bounds` checks them."""
+        values: dict[str, Any] = {}
+        for name, cursor in (("after", self.after), ("before", self.before)):
+            if cursor is not None:
+                key = decode_cursor(name, cursor, order)
+                values.update({f"{name}_{i}": value for i, value in enumerate(key)})
+        return values
+
     def page_of(self, rows: list[T], order: KeysetOrder) -> "Page[T]":
         """The page made of `rows`: up to `size + 1` rows within the bounds, read in this
         request's direction (the extra row says whether more lie beyond)."""
@@ -120,20 +141,24 @@ class PageRequest:
             has_next, has_previous = self.before is not None, has_more
         else:
             has_next, has_previous = has_more, self.after is not None
-        return Page(
-            rows=rows,
-            cursors=[order.cursor_of(row) for row in rows],
-            has_next_page=has_next,
-            has_previous_page=has_previous,
-        )
+        return Page(rows=rows, order=order, has_next_page=has_next, has_previous_page=has_previous)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Page(Generic[T]):
+    """Rows of a keyset page; their cursors are made only when someone reads them."""
+
     rows: list[T]
-    cursors: list[str]
+    order: KeysetOrder
     has_next_page: bool
     has_previous_page: bool
+
+    def cursor(self, index: int) -> str:
+        return self.order.cursor_of(self.rows[index])
+
+    @functools.cached_property
+    def cursors(self) -> list[str]:
+        return [self.order.cursor_of(row) for row in self.rows]
 
 
 def _encode_value(value: Any) -> Any:

@@ -4,6 +4,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from persistence.models import Base
@@ -16,6 +17,19 @@ M = TypeVar("M", bound=Base)
 Reader = AsyncSession | AsyncConnection
 # Column keys a caller will read; None for whole rows.
 Columns = Collection[str] | None
+
+
+def any_of(column: Any, name: str, dialect: str) -> sa.ColumnElement[bool]:
+    """`column` is one of the list given as parameter `name`: one array parameter on
+    PostgreSQL (`= ANY($1)`, the same statement text whatever the list's length), an
+    expanding IN elsewhere."""
+    if dialect == "postgresql":
+        clause: sa.ColumnElement[bool] = column == sa.any_(
+            sa.bindparam(name, type_=postgresql.ARRAY(column.type))
+        )
+        return clause
+    clause = column.in_(sa.bindparam(name, expanding=True))
+    return clause
 
 
 def column_list(model: type[Any], keys: Iterable[str]) -> list[Any]:
@@ -37,6 +51,13 @@ class Repository(Generic[M]):
         # Typed as a session for the writes; over a connection, only the reads that use
         # nothing but execute() and scalars() (which both have) are ever called.
         self.session: AsyncSession = session  # type: ignore[assignment]
+
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name (`postgresql`, `sqlite`)."""
+        if isinstance(self.session, AsyncSession):
+            return str(self.session.get_bind().dialect.name)
+        return str(self.session.dialect.name)
 
     async def get(self, id: str) -> M | None:
         return await self.session.get(self.model, id)

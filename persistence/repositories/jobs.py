@@ -4,6 +4,7 @@ Every write here announces the job (persistence.events), so subscribers hear of
 each committed change whichever path made it.
 """
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -15,7 +16,7 @@ from persistence.events import announce
 from persistence.lifecycle import check_transition, checked_progress
 from persistence.models import Job, JobStatus, Song, utcnow
 from persistence.pagination import KeysetOrder, Page, PageRequest
-from persistence.repositories.base import Columns, Repository, column_list
+from persistence.repositories.base import Columns, Repository, any_of, column_list
 
 JOBS = cast(sa.Table, Job.__table__)
 
@@ -31,6 +32,35 @@ NEWEST_FIRST = KeysetOrder(
 _JOB_KEYS = ("song_id", "created_at")
 
 
+@functools.lru_cache(maxsize=256)
+def _ranked_jobs(
+    columns: frozenset[str] | None, backwards: bool, after: bool, before: bool, dialect: str
+) -> sa.Select[Any]:
+    """The statement behind `_ranked`, built once per shape of request: the songs, the
+    page size and the cursors' values are its parameters (`song_ids`, `per_song`,
+    `after_N`, `before_N`), so building it and its cache key costs nothing per request."""
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=Job.song_id, order_by=NEWEST_FIRST.order_by(reverse=backwards))
+        .label("rank")
+    )
+    bounds = []
+    if after:
+        bounds.append(NEWEST_FIRST.beyond_parameters("after"))
+    if before:
+        bounds.append(NEWEST_FIRST.beyond_parameters("before", reverse=True))
+    ranked = (
+        sa.select(Job.id, rank).where(any_of(Job.song_id, "song_ids", dialect), *bounds).subquery()
+    )
+    chosen = [Job] if columns is None else column_list(Job, [*sorted(columns), *_JOB_KEYS])
+    return (
+        sa.select(*chosen)
+        .join(ranked, ranked.c.id == Job.id)
+        .where(ranked.c.rank <= sa.bindparam("per_song"))
+        .order_by(Job.song_id, ranked.c.rank)
+    )
+
+
 class JobRepository(Repository[Job]):
     model = Job
 
@@ -40,41 +70,41 @@ class JobRepository(Repository[Job]):
         """One page of each song's jobs, newest first, in one statement for all the songs;
         with `columns`, plain rows of those (and of what groups and orders them)."""
         request = request.validated()
-        wanted = list(dict.fromkeys(song_ids))
-        if not wanted:
-            return {}
-        rank = (
-            sa.func.row_number()
-            .over(
-                partition_by=Job.song_id,
-                order_by=NEWEST_FIRST.order_by(reverse=request.backwards),
-            )
-            .label("rank")
-        )
-        ranked = (
-            sa.select(Job.id, rank)
-            .where(Job.song_id.in_(wanted), *request.bounds(NEWEST_FIRST))
-            .subquery()
-        )
-        chosen = [Job] if columns is None else column_list(Job, [*columns, *_JOB_KEYS])
-        statement = (
-            sa.select(*chosen)
-            .join(ranked, ranked.c.id == Job.id)
-            .where(ranked.c.rank <= request.size + 1)
-            .order_by(Job.song_id, ranked.c.rank)
-        )
-        result = await self.session.execute(statement)
-        grouped: dict[str, list[Any]] = {song_id: [] for song_id in wanted}
-        for job in result.scalars().all() if columns is None else result.all():
-            grouped[job.song_id].append(job)
+        grouped = await self._ranked(song_ids, request, columns)
         return {song_id: request.page_of(jobs, NEWEST_FIRST) for song_id, jobs in grouped.items()}
 
     async def latest_jobs_for_songs(
         self, song_ids: Iterable[str], columns: Columns = None
     ) -> dict[str, Any]:
         """The newest job of each song that has one, in one statement."""
-        pages = await self.jobs_for_songs(song_ids, PageRequest(first=1), columns)
-        return {song_id: page.rows[0] for song_id, page in pages.items() if page.rows}
+        grouped = await self._ranked(song_ids, PageRequest(first=0), columns)
+        return {song_id: jobs[0] for song_id, jobs in grouped.items() if jobs}
+
+    async def _ranked(
+        self, song_ids: Iterable[str], request: PageRequest, columns: Columns
+    ) -> dict[str, list[Any]]:
+        """Up to `request.size + 1` jobs of each song within the request's bounds, in its
+        direction, by song."""
+        wanted = list(dict.fromkeys(song_ids))
+        if not wanted:
+            return {}
+        statement = _ranked_jobs(
+            None if columns is None else frozenset(columns),
+            request.backwards,
+            request.after is not None,
+            request.before is not None,
+            self.dialect,
+        )
+        parameters = {
+            "song_ids": wanted,
+            "per_song": request.size + 1,
+            **request.bound_values(NEWEST_FIRST),
+        }
+        result = await self.session.execute(statement, parameters)
+        grouped: dict[str, list[Any]] = {song_id: [] for song_id in wanted}
+        for job in result.scalars().all() if columns is None else result.all():
+            grouped[job.song_id].append(job)
+        return grouped
 
     async def list(
         self, request: PageRequest, status: JobStatus | None = None, columns: Columns = None
@@ -177,7 +207,7 @@ class JobRepository(Repository[Job]):
             .order_by(candidate.c.created_at, candidate.c.id)
             .limit(1)
         )
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             oldest = oldest.with_for_update(skip_locked=True)
         claim = (
             sa.update(JOBS)
