@@ -317,7 +317,7 @@ def _create_postgres_engine(settings: DatabaseSettings) -> AsyncEngine:
     server_settings = {}
     if settings.statement_timeout > 0:
         server_settings["statement_timeout"] = str(round(settings.statement_timeout * 1000))
-    return create_async_engine(
+    engine = create_async_engine(
         settings.url,
         echo=settings.echo,
         pool_size=settings.pool_size,
@@ -327,6 +327,28 @@ def _create_postgres_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_timeout=settings.pool_timeout,
         connect_args={"timeout": settings.connect_timeout, "server_settings": server_settings},
     )
+    _ping_in_one_round_trip(engine)
+    return engine
+
+
+def _ping_in_one_round_trip(engine: AsyncEngine) -> None:
+    """Pre-ping a pooled connection with a bare `;`. SQLAlchemy's asyncpg dialect (2.1,
+    pinned) wraps its ping in BEGIN ... ROLLBACK unless the connection is in autocommit
+    mode, for PgBouncer's transaction pooling: three round trips, and an empty
+    transaction, on every checkout. A connection being checked out holds no transaction,
+    so the ping runs as the autocommit one: the dialect's own code, one round trip."""
+    dialect = engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        level = dbapi_connection.isolation_level
+        dbapi_connection.isolation_level = "autocommit"
+        try:
+            return ping(dbapi_connection)
+        finally:
+            dbapi_connection.isolation_level = level
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 async def open_sqlite(database: str, **options: Any) -> Any:
