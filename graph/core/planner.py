@@ -90,6 +90,8 @@ PLAN_CACHE_SIZE = 1024
 # A document whose @skip/@include read more variables than this is planned for at most
 # this many of their combinations (2 ** 4); past that, Strawberry runs it.
 MAX_DIRECTIVE_VARIABLES = 4
+# Measures kept per document, one per combination of its page-size variables.
+MAX_SHAPES = 64
 
 # What a field of a plan writes (the second item of each entry).
 VALUE, ID, TYPENAME, RELATED, EDGES, PAGE_INFO, TOTAL, CURSOR, NODE = range(9)
@@ -211,6 +213,8 @@ class Prepared:
     # The operation's shape never changes with its variables: measured once, passed.
     shape_checked: bool
     plans: dict[tuple[bool, ...], Plan | None] = field(default_factory=dict)
+    # Whether the limits refuse it, by the page sizes its variables give.
+    shapes: dict[tuple[tuple[str, Any], ...], bool] = field(default_factory=dict)
 
 
 _NOT_PLANNED = object()
@@ -291,6 +295,21 @@ class Planner:
             document, operation, fragments, _directive_variables(document), shape_checked
         )
 
+    def _refused_with(
+        self, prepared: Prepared, name: str | None, variables: dict[str, Any] | None
+    ) -> bool:
+        """Whether the limits refuse the operation with these variables. Only page sizes
+        (integers) change its measure, so the answer is kept per their values."""
+        sizes = tuple(
+            (k, v) for k, v in (variables or {}).items() if isinstance(v, int | type(None))
+        )
+        refused = prepared.shapes.get(sizes)
+        if refused is None:
+            refused = self._refused(prepared.document, name, variables)
+            if len(prepared.shapes) < MAX_SHAPES:
+                prepared.shapes[sizes] = refused
+        return refused
+
     def _refused(
         self, document: DocumentNode, name: str | None, variables: Mapping[str, Any] | None
     ) -> bool:
@@ -362,9 +381,7 @@ class Planner:
         )
         if isinstance(coerced, list):
             return None  # Strawberry reports the coercion errors
-        if not prepared.shape_checked and self._refused(
-            prepared.document, operation_name, variables
-        ):
+        if not prepared.shape_checked and self._refused_with(prepared, operation_name, variables):
             return None
         plan = self._plan(prepared, coerced)
         if plan is None:
@@ -670,20 +687,29 @@ class Run:
             await (self.one(r, rows) if isinstance(r, OnePlan) else self.pages(r, rows))
             for r in plan.related
         ]
+        if not rows:
+            return []
+        # Every row comes from one statement: its values are read by position.
+        position = {name: i for i, name in enumerate(rows[0]._fields)}
+        steps: list[tuple[str, int, Any, Any]] = [
+            (key, kind, position[detail[0]], detail[1])
+            if kind == VALUE
+            else (key, kind, detail, position["id"])
+            for key, kind, detail in plan.entries
+        ]
         written = []
         for index, row in enumerate(rows):
             item: dict[str, Any] = {}
-            for key, kind, detail in plan.entries:
+            for key, kind, first, second in steps:
                 if kind == VALUE:
-                    value = getattr(row, detail[0])
-                    serialize = detail[1]
-                    item[key] = value if value is None or serialize is None else serialize(value)
+                    value = row[first]
+                    item[key] = value if value is None or second is None else second(value)
                 elif kind == ID:
-                    item[key] = _global_id(detail, row.id)
+                    item[key] = _global_id(first, row[second])
                 elif kind == TYPENAME:
-                    item[key] = detail
+                    item[key] = first
                 else:
-                    item[key] = related[detail][index]
+                    item[key] = related[first][index]
             written.append(item)
         return written
 
@@ -746,7 +772,7 @@ class Run:
         edge: dict[str, Any] = {}
         for key, kind, detail in entries:
             if kind == CURSOR:
-                edge[key] = page.cursors[i]
+                edge[key] = page.cursor(i)
             elif kind == NODE:
                 edge[key] = nodes[detail][i]
             else:
@@ -755,13 +781,13 @@ class Run:
 
     @staticmethod
     def page_info(entries: tuple[Entry, ...], page: Any) -> dict[str, Any]:
-        cursors = page.cursors
-        values = {
-            "has_next_page": page.has_next_page,
-            "has_previous_page": page.has_previous_page,
-            "start_cursor": cursors[0] if cursors else None,
-            "end_cursor": cursors[-1] if cursors else None,
+        last = len(page.rows) - 1
+        values: dict[str, Callable[[], Any]] = {
+            "has_next_page": lambda: page.has_next_page,
+            "has_previous_page": lambda: page.has_previous_page,
+            "start_cursor": lambda: page.cursor(0) if last >= 0 else None,
+            "end_cursor": lambda: page.cursor(last) if last >= 0 else None,
         }
         return {
-            key: detail if kind == TYPENAME else values[detail] for key, kind, detail in entries
+            key: detail if kind == TYPENAME else values[detail]() for key, kind, detail in entries
         }
