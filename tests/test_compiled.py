@@ -59,11 +59,18 @@ class Pair:
     youtube_id: str
 
     async def same(
-        self, query: str, variables: dict[str, Any] | None = None, **options: Any
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
         """Both answers, which must be identical; the decoded body."""
         body = {"query": query, "variables": variables or {}, **options}
-        answers = [await c.post("/graphql", json=body) for c in (self.compiled, self.plain)]
+        answers = [
+            await c.post("/graphql", json=body, headers=headers)
+            for c in (self.compiled, self.plain)
+        ]
         compiled, plain = answers
         assert compiled.status_code == plain.status_code, (query, compiled.text, plain.text)
         assert compiled.headers["content-type"] == plain.headers["content-type"]
@@ -124,7 +131,7 @@ def library(module_url: str) -> str:
 
 
 @asynccontextmanager
-async def pair_on(url: str, **options: Any) -> AsyncIterator[Pair]:
+async def pair_on(url: str, token: bool = True, **options: Any) -> AsyncIterator[Pair]:
     db_compiled = Database(DatabaseSettings(url=url))
     db_plain = Database(DatabaseSettings(url=url))
     compiled_app = create_app(Settings(compiled=True, **options), db=db_compiled)
@@ -132,16 +139,23 @@ async def pair_on(url: str, **options: Any) -> AsyncIterator[Pair]:
     planner = compiled_app.state.planner
     assert isinstance(planner, Planner) and plain_app.state.planner is None
     try:
-        async with db_plain.read() as session:
-            song_ids = list(
-                (await session.scalars(sa.select(SONGS.c.id).order_by(SONGS.c.id))).all()
-            )
-            job_ids = list((await session.scalars(sa.select(JOBS.c.id).order_by(JOBS.c.id))).all())
-            youtube_id = await session.scalar(
-                sa.select(SONGS.c.youtube_id).where(SONGS.c.youtube_id.is_not(None)).limit(1)
-            )
-        token = await issue_token(db_plain, "reader", name=f"reader-{uuid.uuid4().hex[:8]}")
-        headers = bearer(token)
+        song_ids: list[str] = []
+        job_ids: list[str] = []
+        youtube_id = None
+        headers: dict[str, str] = {}
+        if token:
+            async with db_plain.read() as session:
+                song_ids = list(
+                    (await session.scalars(sa.select(SONGS.c.id).order_by(SONGS.c.id))).all()
+                )
+                job_ids = list(
+                    (await session.scalars(sa.select(JOBS.c.id).order_by(JOBS.c.id))).all()
+                )
+                youtube_id = await session.scalar(
+                    sa.select(SONGS.c.youtube_id).where(SONGS.c.youtube_id.is_not(None)).limit(1)
+                )
+            name = f"reader-{uuid.uuid4().hex[:8]}"
+            headers = bearer(await issue_token(db_plain, "reader", name=name))
 
         def client(app: Any) -> httpx.AsyncClient:
             return httpx.AsyncClient(
@@ -398,3 +412,39 @@ async def _generated(url: str) -> None:
             await pair.same(document)
         answered = pair.planner.answered
         assert answered >= len(compared) // 4, (answered, len(compared))
+
+
+async def test_a_null_directive_variable_is_not_false(pair: Pair) -> None:
+    document = """query Q($skip: Boolean = false) {
+      songs(first: 2) { edges { node { title @skip(if: $skip) id } } } }"""
+    await pair.answered(document, {"skip": False})
+    body = await pair.handed_over(document, {"skip": None})
+    assert body["errors"], body
+
+
+async def test_page_sizes_are_measured_as_they_coerce(pair: Pair) -> None:
+    """100.0 is the Int 100: measured as 100 on both paths, and never taken for a
+    document's default."""
+    document = """query Q($n: Int = 100) { songs(first: $n) { edges { node {
+      jobs(first: $n) { edges { node { song { jobs(first: $n) { totalCount } } } } } } } } }"""
+    for variables in ({"n": 100.0}, {}, {"n": 100}):
+        body = await pair.handed_over(document, variables)
+        assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX", body
+    await pair.answered(document, {"n": 3})
+
+
+async def test_an_unreachable_database_is_reported_as_strawberry_reports_it() -> None:
+    """Refused at connect (nothing listens on the port): one root is answered here, with
+    Strawberry's error and nulls; several roots are left to Strawberry."""
+    nowhere = "postgresql+asyncpg://songbook@127.0.0.1:9/songbook"
+    async with pair_on(nowhere, anonymous="reader", token=False) as pair:
+        song = global_id("Song", "01a2f0c4-0000-7000-8000-000000000000")
+        for document in (
+            "{ songs { totalCount } __typename }",
+            f'{{ __typename song(id: "{song}") {{ id }} }}',
+            "{ __typename }",
+        ):
+            before = pair.planner.answered
+            await pair.same(document, headers={"Accept": "application/graphql-response+json"})
+            assert pair.planner.answered == before + 1, document
+        await pair.handed_over(f'{{ a: song(id: "{song}") {{ id }} b: songs {{ totalCount }} }}')

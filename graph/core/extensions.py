@@ -239,7 +239,7 @@ def validation_rules(base: Rules, introspection: bool) -> Rules:
 
 
 @functools.lru_cache(maxsize=VALIDATION_CACHE_SIZE)
-def _validate(
+def validation_errors(
     schema: GraphQLSchema, document: DocumentNode, rules: Rules, hide_suggestions: bool
 ) -> list[GraphQLError]:
     errors = validate(schema, document, rules, hide_suggestions=hide_suggestions)
@@ -270,7 +270,7 @@ class CachedValidation(SchemaExtension):
             rules = validation_rules(tuple(context.validation_rules), settings.introspection_on)
             context.pre_execution_errors = await off_the_loop(
                 context.query,
-                _validate,
+                validation_errors,
                 context.schema._schema,
                 document,
                 rules,

@@ -245,8 +245,8 @@ class _Measure:
             value
             for argument in node.arguments or ()
             if argument.name.value in _PAGE_ARGUMENTS
-            for value in [self.value(argument.value)]
-            if isinstance(value, int) and not isinstance(value, bool)
+            for value in [_whole(self.value(argument.value))]
+            if value is not None
         ]
         size = max(sizes) if sizes else DEFAULT_PAGE_SIZE
         return min(max(size, 1), MAX_PAGE_SIZE)
@@ -257,6 +257,16 @@ class _Measure:
         if isinstance(node, VariableNode):
             return self.variables.get(node.name.value)
         return None
+
+
+def _whole(value: object) -> int | None:
+    """A page size as Int coercion reads it: a JSON number with no fractional part (100.0
+    is 100), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
 
 
 def _is_connection(type_: GraphQLNamedType | None) -> bool:

@@ -53,6 +53,11 @@ class Loader(Generic[K, V]):
         return DataLoader(run)
 
 
+def _retrieved(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class RequestLoaders:
     """One request's dataloaders, each built the first time it is asked for."""
 
@@ -76,7 +81,14 @@ class RequestLoaders:
         # Every resolver asking for the key awaits the same future. When graphql-core
         # cancels one of them (a sibling's error nulled their parent), the future must
         # live on for the others, or they would end with a CancelledError of their own.
-        return await asyncio.shield(self._get(loader).load(key))
+        future = self._get(loader).load(key)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Whoever else waits on it reports its failure; if nobody does, nobody should
+            # (asyncio would log it as never retrieved, traceback and all).
+            future.add_done_callback(_retrieved)
+            raise
 
     def prime(self, loader: Loader[K, V], key: K, value: V) -> None:
         """Answer `key` with `value` from now on, replacing anything cached."""

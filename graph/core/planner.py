@@ -68,6 +68,7 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.language import Visitor
+from strawberry.permission import PermissionExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.base import StrawberryObjectDefinition
@@ -75,7 +76,13 @@ from strawberry.types.field import StrawberryField
 
 from graph.core.context import Context, Repositories
 from graph.core.errors import BadUserInput
-from graph.core.extensions import ErrorCodes, _validate, classify_failure, validation_rules
+from graph.core.extensions import (
+    ErrorCodes,
+    classify_failure,
+    off_the_loop,
+    validation_errors,
+    validation_rules,
+)
 from graph.core.fields import COLUMN, READS
 from graph.core.limits import measure, parse_options
 from graph.core.permissions import RolePermission
@@ -212,7 +219,7 @@ class Prepared:
     directive_variables: tuple[str, ...]
     # The operation's shape never changes with its variables: measured once, passed.
     shape_checked: bool
-    plans: dict[tuple[bool, ...], Plan | None] = field(default_factory=dict)
+    plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
     # Whether the limits refuse it, by the page sizes its variables give.
     shapes: dict[tuple[tuple[str, Any], ...], bool] = field(default_factory=dict)
 
@@ -264,9 +271,12 @@ class Planner:
 
     # --- preparing a document ------------------------------------------------------------
 
-    def prepare(self, query: str, operation_name: str | None) -> Prepared | None:
-        """The document's query operation, parsed and checked as Strawberry's path would,
-        or None when that path would refuse it or it is not a query."""
+    def prepare(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> Prepared | None:
+        """The document's query operation, parsed and checked as Strawberry's path would
+        (measured with this request's variables before it is validated), or None when
+        that path would refuse it or it is not a query."""
         try:
             document = parse(query, **parse_options(self.settings))
         except GraphQLError:
@@ -285,27 +295,26 @@ class Planner:
                 if definition.variable_definitions:
                     return None  # experimental fragment arguments
                 fragments[definition.name.value] = FragmentDetails(definition)
+        if self._refused(document, operation_name, variables):
+            raise NotPlanned  # refused for these variables; others may pass
         suggestions_hidden = not self.settings.suggestions_on
-        if _validate(self.graphql, document, self.rules, suggestions_hidden):
+        if validation_errors(self.graphql, document, self.rules, suggestions_hidden):
             return None
         shape_checked = not operation.variable_definitions
-        if shape_checked and self._refused(document, operation_name, None):
-            return None
         return Prepared(
             document, operation, fragments, _directive_variables(document), shape_checked
         )
 
     def _refused_with(
-        self, prepared: Prepared, name: str | None, variables: dict[str, Any] | None
+        self, prepared: Prepared, name: str | None, variables: VariableValues
     ) -> bool:
-        """Whether the limits refuse the operation with these variables. Only page sizes
-        (integers) change its measure, so the answer is kept per their values."""
-        sizes = tuple(
-            (k, v) for k, v in (variables or {}).items() if isinstance(v, int | type(None))
-        )
+        """Whether the limits refuse the operation with these (coerced) variables. Only
+        page sizes (Int values) change its measure, so the answer is kept per their values."""
+        values = variables.coerced
+        sizes = tuple((k, v) for k, v in values.items() if isinstance(v, int | type(None)))
         refused = prepared.shapes.get(sizes)
         if refused is None:
-            refused = self._refused(prepared.document, name, variables)
+            refused = self._refused(prepared.document, name, values)
             if len(prepared.shapes) < MAX_SHAPES:
                 prepared.shapes[sizes] = refused
         return refused
@@ -352,7 +361,14 @@ class Planner:
         variables: dict[str, Any] | None,
     ) -> ExecutionResult | None:
         """The result of this request, or None when Strawberry should answer it."""
-        result = await self._execute(context, query, operation_name, variables)
+        try:
+            result = await self._execute(context, query, operation_name, variables)
+        except NotPlanned:
+            result = None
+        except Exception:
+            # A flaw of the planner's must not cost the request: Strawberry answers it.
+            logger.exception("The compiled read path failed; Strawberry answers instead")
+            result = None
         if result is None:
             self.handed_over += 1
         else:
@@ -369,7 +385,10 @@ class Planner:
         key = (query, operation_name)
         prepared = self.cache.get(key, None)
         if prepared is None:
-            prepared = self.prepare(query, operation_name) or _NOT_PLANNED
+            # A long document is parsed and validated off the event loop, as on Strawberry's
+            # path (graph/core/extensions.py).
+            prepared = await off_the_loop(query, self.prepare, query, operation_name, variables)
+            prepared = prepared or _NOT_PLANNED
             self.cache[key] = prepared
         if prepared is _NOT_PLANNED:
             return None
@@ -381,7 +400,7 @@ class Planner:
         )
         if isinstance(coerced, list):
             return None  # Strawberry reports the coercion errors
-        if not prepared.shape_checked and self._refused_with(prepared, operation_name, variables):
+        if not prepared.shape_checked and self._refused_with(prepared, operation_name, coerced):
             return None
         plan = self._plan(prepared, coerced)
         if plan is None:
@@ -389,12 +408,17 @@ class Planner:
         role = context.identity.role
         if any(role not in roles for roles in plan.roles):
             return None
+        run = Run(context, coerced)
         try:
-            data = await Run(context, coerced).operation(plan)
+            data = await run.operation(plan)
         except NotPlanned:
             return None
         except (DatabaseUnavailable, DatabaseTimeout) as error:
-            # Asking again through Strawberry would wait for the database a second time.
+            # Asking again through Strawberry would wait for the database a second time;
+            # where Strawberry's answer is certain (one root failed before anything was
+            # read), it is given here.
+            if run.started or sum(root.kind != "typename" for root in plan.roots) != 1:
+                return None
             return _failed(plan, error)
         except DomainError:
             return None  # Strawberry's path meets the same failure and reports it its way
@@ -404,11 +428,12 @@ class Planner:
         names = prepared.directive_variables
         if len(names) > MAX_DIRECTIVE_VARIABLES:
             return None
-        choice = tuple(bool(variables.coerced.get(name)) for name in names)
+        # The values themselves: null is not false (it fails @skip's `if: Boolean!`).
+        choice = tuple(variables.coerced.get(name) for name in names)
         if choice not in prepared.plans:
             try:
                 prepared.plans[choice] = self.compile(prepared, variables)
-            except Unplannable:
+            except (Unplannable, GraphQLError):
                 prepared.plans[choice] = None
         return prepared.plans[choice]
 
@@ -441,7 +466,8 @@ class _Compiler:
         found = self.planner.strawberry_fields(type_name).get(name)
         if found is None:
             raise Unplannable(f"{type_name}.{name}")
-        if found.extensions:
+        # Strawberry turns permission_classes into a PermissionExtension (read below).
+        if any(not isinstance(e, PermissionExtension) for e in found.extensions):
             raise Unplannable(f"{type_name}.{name} has field extensions")
         for permission in found.permission_classes:
             if not issubclass(permission, RolePermission):
@@ -589,26 +615,25 @@ class _Compiler:
 
 
 def _failed(plan: Plan, error: Exception) -> ExecutionResult:
-    """What Strawberry's path answers when the database fails every root field that reads
-    it: each such field's error at its path, and null for it (for the whole data when the
-    field is non-null)."""
-    data: dict[str, Any] | None = {}
+    """What Strawberry's path answers when the database fails the one root field that
+    reads it, before anything was read: the field's error at its path, and null for it
+    (for the whole data when the field is non-null)."""
+    data: dict[str, Any] = {}
     errors: list[GraphQLError] = []
+    required = False
     for root in plan.roots:
         if root.kind == "typename":
-            data[root.key] = root.declaration  # type: ignore[index]
+            data[root.key] = root.declaration
             continue
         assert root.arguments is not None
         failure = GraphQLError(
             str(error), nodes=[root.arguments.node], path=[root.key], original_error=error
         )
         errors.append(classify_failure(failure))
-        if data is not None:
-            data[root.key] = None
-        if root.required:
-            data = None
+        data[root.key] = None
+        required = required or root.required
     ErrorCodes.log_outage(errors)
-    return ExecutionResult(data=data, errors=errors)
+    return ExecutionResult(data=None if required else data, errors=errors)
 
 
 def _serializer(definition: GraphQLField) -> Callable[[Any], Any] | None:
@@ -627,8 +652,13 @@ class Run:
         self.context = context
         self.variables = variables
         self.repos: Repositories | None = None
+        # Whether a statement has answered: a failure past that point fails fields
+        # below the roots, which Strawberry reports field by field.
+        self.started = False
 
     async def operation(self, plan: Plan) -> dict[str, Any]:
+        if all(root.kind == "typename" for root in plan.roots):
+            return {root.key: root.declaration for root in plan.roots}
         async with self.context.db.read_connection() as connection:
             self.repos = Repositories(connection)  # type: ignore[arg-type]
             data: dict[str, Any] = {}
@@ -655,6 +685,7 @@ class Run:
                 if object_plan is None:
                     raise NotPlanned
                 row = await plan.declaration.fetch(self.repos, object_plan.columns, **arguments)
+                self.started = True
                 return None if row is None else (await self.objects(object_plan, [row]))[0]
             return await self.by_id(plan, arguments["id"])
         except BadUserInput:
@@ -670,6 +701,7 @@ class Run:
             raise NotPlanned
         loader = object_plan.node_type.by_id
         (row,) = await loader.batch(self.reader, [decoded.key], object_plan.columns)
+        self.started = True
         return None if row is None else (await self.objects(object_plan, [row]))[0]
 
     async def listing(
@@ -677,6 +709,7 @@ class Run:
     ) -> dict[str, Any]:
         assert self.repos is not None
         listed = await declaration.fetch(self.repos, plan.columns, **arguments)
+        self.started = True
         count = await listed.count(self.repos) if plan.counted else None
         nodes = [await self.objects(node, listed.page.rows) for node in plan.nodes]
         return self.connection(plan, listed.page, nodes, count)
