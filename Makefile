@@ -85,6 +85,7 @@ bench: install
 	$(BIN)/python -m tests.benchmarks.library $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.hold $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.compiled $(BENCH_DB) $(if $(COMPILED),--compiled $(COMPILED))
+	$(BIN)/python -m tests.benchmarks.statement_shapes $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.plan_cache
 
 clean:
