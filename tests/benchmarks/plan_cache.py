@@ -37,7 +37,7 @@ def rss_mib() -> float:
 async def main(documents: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{folder}/plans.db"
-        upgrade(url)
+        await asyncio.to_thread(upgrade, url)
         await seed_library(DatabaseSettings(url=url), songs=200, random_seed=1)
         db = Database(DatabaseSettings(url=url))
         app = create_app(Settings(), db=db)

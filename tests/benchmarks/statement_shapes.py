@@ -69,7 +69,7 @@ async def in_one(db: Database, statement: sa.Select[Any]) -> None:
 async def main(url: str | None, songs: int | None, runs: int) -> None:
     async with scratch_database(url) as scratch:
         count = songs or (100_000 if url else 20_000)
-        upgrade(scratch)
+        await asyncio.to_thread(upgrade, scratch)
         await seed_library(DatabaseSettings(url=scratch), songs=count, random_seed=1)
         db = Database(DatabaseSettings(url=scratch))
         statement = single_statement(db.dialect)
