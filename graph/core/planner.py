@@ -365,9 +365,13 @@ class Planner:
             result = await self._execute(context, query, operation_name, variables)
         except NotPlanned:
             result = None
-        except Exception:
+        except Exception as error:
             # A flaw of the planner's must not cost the request: Strawberry answers it.
-            logger.exception("The compiled read path failed; Strawberry answers instead")
+            # Named, without a traceback (which would carry the request's values).
+            logger.error(
+                "The compiled read path failed (%s); Strawberry answers instead",
+                type(error).__name__,
+            )
             result = None
         if result is None:
             self.handed_over += 1
@@ -580,16 +584,23 @@ class _Compiler:
     def page_info(
         self, connection_type: GraphQLObjectType, details: Sequence[FieldDetails]
     ) -> tuple[Entry, ...]:
-        page_info_type = get_named_type(connection_type.fields["pageInfo"].type)
-        assert isinstance(page_info_type, GraphQLObjectType)
-        entries: list[Entry] = []
-        for key, field_details in self.subfields(page_info_type, details).items():
-            name = field_details[0].node.name.value
-            if name == "__typename":
-                entries.append((key, TYPENAME, page_info_type.name))
-            else:
-                entries.append((key, VALUE, _PAGE_INFO[name]))
-        return tuple(entries)
+        page_info_type, members = self.members(connection_type, "pageInfo", details)
+        return tuple(
+            (key, TYPENAME, page_info_type.name)
+            if name == "__typename"
+            else (key, VALUE, _PAGE_INFO[name])
+            for key, name, _ in members
+        )
+
+    def members(
+        self, parent: GraphQLObjectType, field_name: str, details: Sequence[FieldDetails]
+    ) -> tuple[GraphQLObjectType, list[tuple[str, str, list[FieldDetails]]]]:
+        """The object type of `parent`'s field, and its collected fields: (response key,
+        field name, their nodes)."""
+        member = get_named_type(parent.fields[field_name].type)
+        assert isinstance(member, GraphQLObjectType)
+        collected = self.subfields(member, details)
+        return member, [(key, ds[0].node.name.value, ds) for key, ds in collected.items()]
 
     def edges(
         self,
@@ -597,11 +608,9 @@ class _Compiler:
         details: Sequence[FieldDetails],
         nodes: list[ObjectPlan],
     ) -> tuple[Entry, ...]:
-        edge_type = get_named_type(connection_type.fields["edges"].type)
-        assert isinstance(edge_type, GraphQLObjectType)
+        edge_type, members = self.members(connection_type, "edges", details)
         entries: list[Entry] = []
-        for key, field_details in self.subfields(edge_type, details).items():
-            name = field_details[0].node.name.value
+        for key, name, field_details in members:
             if name == "__typename":
                 entries.append((key, TYPENAME, edge_type.name))
             elif name == "cursor":
