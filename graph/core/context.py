@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from graph.core.documents import DocumentSource
 from graph.core.identity import Identity, Role
 from graph.core.loaders import RequestLoaders
+from graph.core.metrics import RequestRecord
 from graph.core.settings import Settings
 from persistence.database import Database
 from persistence.events import JobEvents
@@ -53,6 +54,8 @@ class Context:
     identity: Identity = NOBODY
     # A WebSocket's connection_init payload, as Strawberry hands it over.
     connection_params: dict[str, object] | None = None
+    # What an HTTP request did, for its metrics (graph/core/metrics.py).
+    record: RequestRecord | None = None
     loaders: RequestLoaders = field(init=False)
 
     def __post_init__(self) -> None:

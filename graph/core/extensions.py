@@ -317,9 +317,25 @@ class OperationNameRequired(SchemaExtension):
         yield
 
 
+class Recorded(SchemaExtension):
+    """Note the operation's name and type in the request's record (graph/core/metrics.py)
+    once it is known: after parsing, whatever came of it."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        record = getattr(context.context, "record", None)
+        if record is None or context.graphql_document is None:
+            return
+        with contextlib.suppress(Exception):  # no operation of that name: nothing to note
+            record.operation_type = context.operation_type.value
+            record.operation_name = context.operation_name
+
+
 # The extensions every operation runs through, in order: classes or factories, so each
 # operation gets instances of its own.
 EXTENSIONS: list[Callable[[], SchemaExtension]] = [
+    Recorded,
     ErrorCodes,
     lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
     # Before validation, which it spares a document it refuses.

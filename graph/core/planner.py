@@ -412,6 +412,10 @@ class Planner:
         role = context.identity.role
         if any(role not in roles for roles in plan.roles):
             return None
+        if context.record is not None:
+            context.record.operation_type = "query"
+            operation = prepared.operation
+            context.record.operation_name = operation.name.value if operation.name else None
         run = Run(context, coerced)
         try:
             data = await run.operation(plan)

@@ -153,6 +153,20 @@ class Settings(EnvironmentSettings):
         100,
         ge=1,
     )
+    metrics: bool = env(
+        "SONGBOOK_METRICS", "Serve Prometheus metrics at /metrics (off: no such route).", True
+    )
+    metrics_public: bool = env(
+        "SONGBOOK_METRICS_PUBLIC",
+        "Serve /metrics without a token in production too (it asks for an admin's there).",
+        False,
+    )
+    metrics_max_operations: int = env(
+        "SONGBOOK_METRICS_MAX_OPERATIONS",
+        "Distinct operation names kept as metric labels; later ones are counted as `other`.",
+        100,
+        ge=1,
+    )
     compiled: bool = env(
         "SONGBOOK_COMPILED",
         "Answer query operations through the compiled read path (graph/core/planner.py); "

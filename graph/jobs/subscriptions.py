@@ -8,6 +8,7 @@ from graphql import GraphQLError
 
 from graph.core.context import Info
 from graph.core.errors import BadUserInput
+from graph.core.metrics import SUBSCRIPTIONS
 from graph.core.relay import GlobalId, Node
 from graph.jobs.loaders import prime_job
 from graph.jobs.types import Job
@@ -57,7 +58,10 @@ class JobSubscription:
             )
 
         context = info.context
-        with context.events.subscribe(matches, context.settings.subscriber_queue) as events:
+        with (
+            context.events.subscribe(matches, context.settings.subscriber_queue) as events,
+            SUBSCRIPTIONS.track_inprogress(),
+        ):
             try:
                 async for event in events:
                     row = event.to_model()

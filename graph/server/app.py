@@ -21,6 +21,7 @@ from graph.server.documents import DocumentPolicy, PersistedQueries, TrustedDocu
 from graph.server.headers import SecurityHeaders
 from graph.server.health import Readiness, liveness
 from graph.server.ide import GraphiQLPage
+from graph.server.metrics import MetricsEndpoint, watch_database
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
 from persistence.events import JobEvents
@@ -47,13 +48,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     store = PersistedQueries(db, settings.apq_max_documents, settings.apq_cache_size)
     graphiql = GraphiQLPage.build(settings.graphiql_assets) if settings.graphiql_on else None
+    authenticator = Authenticator(settings, db)
+    if settings.metrics:
+        watch_database(db)
     view = SongbookGraphQL(
         schema,
         db=db,
         settings=settings,
         events=events,
         documents=DocumentPolicy(store, trusted),
-        authenticator=Authenticator(settings, db),
+        authenticator=authenticator,
         graphiql=graphiql,
         # Pages on other origins may open the subscription socket on the same terms as CORS.
         allowed_origins=settings.cors_origins,
@@ -81,6 +85,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             Route("/", home),
             Route("/healthz", liveness),
             Route("/readyz", Readiness(db).endpoint),
+            *(
+                [Route("/metrics", MetricsEndpoint(settings, db, authenticator).endpoint)]
+                if settings.metrics
+                else []
+            ),
             # Every method reaches the view, which answers all but GET and POST alike:
             # 405, Allow: GET, POST, and a GraphQL error body.
             Route("/graphql", view),

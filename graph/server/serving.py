@@ -13,7 +13,10 @@ alone reaches into it:
 """
 
 import contextlib
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -22,6 +25,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import ChangeReload, multiprocess
 
 from graph.server.app import GOING_AWAY
+from graph.server.metrics import MULTIPROCESS_DIRECTORY
 
 
 class SongbookServer(uvicorn.Server):
@@ -68,7 +72,14 @@ def serve(config: uvicorn.Config) -> None:
     # The supervisor makes each worker by this module-level name.
     uvicorn_process = multiprocess.Process
     multiprocess.Process = _Worker  # type: ignore[misc]
+    # Each worker writes its metrics where any of them can sum them for /metrics.
+    directory = None
+    if not os.environ.get(MULTIPROCESS_DIRECTORY):
+        directory = os.environ[MULTIPROCESS_DIRECTORY] = tempfile.mkdtemp(prefix="songbook-")
     try:
         multiprocess.Multiprocess(config, sockets=[sock]).run()
     finally:
         multiprocess.Process = uvicorn_process  # type: ignore[misc]
+        if directory is not None:
+            del os.environ[MULTIPROCESS_DIRECTORY]
+            shutil.rmtree(directory, ignore_errors=True)

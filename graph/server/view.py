@@ -15,6 +15,7 @@ create_response, get_sub_response).
 
 import asyncio
 import logging
+import time
 from typing import Any, cast
 
 import orjson
@@ -34,9 +35,11 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from graph.core import metrics
 from graph.core.context import Context
 from graph.core.documents import PERSISTED_QUERY_NOT_FOUND, DocumentRefused
 from graph.core.identity import Identity, Role, Unauthenticated
+from graph.core.metrics import RequestRecord
 from graph.core.planner import Planner
 from graph.core.settings import Settings
 from graph.server.auth import Authenticator
@@ -68,6 +71,7 @@ logger = logging.getLogger("songbook.graph")
 _MEDIA_TYPE = "graphql_media_type"
 _SUB_RESPONSE = "graphql_sub_response"
 _CONTEXT = "graphql_context"
+_RECORD = "songbook_record"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 # Failures that stop an operation for reasons of the server, not of the request, with the
 # status they get (under application/graphql-response+json) when no data came of it.
@@ -156,6 +160,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
         self.sockets = OpenSockets()
         self.going_away = False
         self.planner = Planner(schema, settings) if settings.compiled else None
+        self.operation_names = metrics.OperationNames(settings.metrics_max_operations)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -166,6 +171,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             events=self.events,
             documents=self.documents,
+            record=getattr(request.state, _RECORD, None),
         )
         if isinstance(request, Request):
             # Found again if the request runs out of time, to stop its loaders too.
@@ -252,6 +258,9 @@ class SongbookGraphQL(GraphQL[Context, None]):
             return
         limit = self.settings.max_body_bytes
         request = Request(scope=scope, receive=_body_limited(receive, limit))
+        record = RequestRecord()
+        setattr(request.state, _RECORD, record)
+        started = time.perf_counter()
         try:
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
@@ -276,7 +285,27 @@ class SongbookGraphQL(GraphQL[Context, None]):
         # Accept picks the media type (and GraphiQL's page): a shared cache must key on it.
         vary = response.headers.get("vary")
         response.headers["vary"] = f"{vary}, Accept" if vary else "Accept"
+        self.observe(record, response, time.perf_counter() - started)
         await response(scope, receive, send)
+
+    def observe(self, record: RequestRecord, response: Response, seconds: float) -> None:
+        """Count a GraphQL request (GraphiQL's page is not one) in the metrics."""
+        if not self.settings.metrics:
+            return
+        if response.headers.get("content-type", "").startswith("text/html"):
+            return
+        name = self.operation_names.label(record.operation_name)
+        kind = record.operation_type or "unknown"
+        if record.operation_type is None:
+            outcome = "rejected"  # refused before any operation ran
+        elif record.error_codes or response.status_code >= 400:
+            outcome = "error"
+        else:
+            outcome = "success"
+        metrics.REQUESTS.labels(name, kind, outcome).inc()
+        metrics.REQUEST_DURATION.labels(name, kind).observe(seconds)
+        for code in record.error_codes:
+            metrics.ERRORS.labels(code).inc()
 
     async def go_away(self) -> None:
         """The server is shutting down: close every WebSocket with 1001 (going away)."""
@@ -304,6 +333,9 @@ class SongbookGraphQL(GraphQL[Context, None]):
         raise HTTPError(status, TIMEOUT_MESSAGE, code="TIMEOUT")
 
     def error_response(self, request: Request, error: HTTPError) -> Response:
+        record: RequestRecord | None = getattr(request.state, _RECORD, None)
+        if record is not None:
+            record.error_codes = [error.code]
         # Refused before negotiation (a body too large): negotiated here.
         media_type = (
             getattr(request.state, _MEDIA_TYPE, None)
@@ -378,6 +410,11 @@ class SongbookGraphQL(GraphQL[Context, None]):
             return response_data
         sub_response.headers["content-type"] = CONTENT_TYPES[media_type or JSON]
         codes = _codes(result)
+        record: RequestRecord | None = getattr(request.state, _RECORD, None)
+        if record is not None:
+            record.error_codes = [
+                str((e.extensions or {}).get("code")) for e in result.errors or []
+            ]
         if isinstance(result, PreExecutionError) and PERSISTED_QUERY_NOT_FOUND in codes:
             # APQ's first round trip: every client retries on a 200, and no cache keeps it.
             sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"

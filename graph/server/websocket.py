@@ -55,6 +55,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from graph.core.context import Context
 from graph.core.documents import REQUEST_EXTENSIONS
+from graph.core.metrics import WEBSOCKETS
 from persistence.errors import DatabaseTimeout, DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -361,7 +362,8 @@ class OpenSockets:
         self._open.add(socket)
         self._all_closed.clear()
         try:
-            await app(scope, receive, socket.send)
+            with WEBSOCKETS.track_inprogress():
+                await app(scope, receive, socket.send)
         finally:
             self._open.discard(socket)
             if not self._open:
