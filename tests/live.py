@@ -77,12 +77,13 @@ def live_server(
     *,
     workers: int = 1,
     timeout: float = 30.0,
+    log_level: str = "warning",
 ) -> Iterator[LiveServer]:
     """Run `songbook serve` (which migrates first) until the block ends."""
     with live_process(
         lambda port: [
             sys.executable, "-m", "graph.server.cli", "serve",
-            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+            "--port", str(port), "--workers", str(workers), "--log-level", log_level,
         ],
         database_url, log_dir, env, timeout=timeout,
     ) as server:  # fmt: skip

@@ -47,6 +47,9 @@ LIMITS = {
     # Few connections: one held forever by a silent database would soon show.
     "SONGBOOK_DB_POOL_SIZE": "2",
     "SONGBOOK_DB_MAX_OVERFLOW": "0",
+    # A statement held up by the outage is slow when it ends; its own line is
+    # tests/test_logs.py's matter, not these tests' (one line per failed request).
+    "SONGBOOK_SLOW_STATEMENT_MS": "60000",
 }
 # What the server may log about an outage: one line each, never a traceback.
 OUTAGE_LINES = re.compile(
@@ -433,7 +436,11 @@ async def test_sqlite_requests_end_in_time_while_another_process_holds_the_lock(
     if backend_name != "sqlite":
         pytest.skip("SQLite's write lock")
     url = new_database_url("sqlite", tmp_path_factory, postgres_databases)
-    env = {"SONGBOOK_REQUEST_TIMEOUT": "1", "SONGBOOK_SQLITE_BUSY_TIMEOUT_MS": "30000"}
+    env = {
+        "SONGBOOK_REQUEST_TIMEOUT": "1",
+        "SONGBOOK_SQLITE_BUSY_TIMEOUT_MS": "30000",
+        "SONGBOOK_SLOW_STATEMENT_MS": LIMITS["SONGBOOK_SLOW_STATEMENT_MS"],
+    }
     with live_server(url, tmp_path, env) as server:
         # The server's first connection puts the file in WAL mode, which needs the lock.
         assert (await ask(server, CREATE, title="First")).status == 200

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -327,6 +328,8 @@ class Recorded(SchemaExtension):
         record = getattr(context.context, "record", None)
         if record is None or context.graphql_document is None:
             return
+        if context.query:
+            record.document_hash = hashlib.sha256(context.query.encode()).hexdigest()
         with contextlib.suppress(Exception):  # no operation of that name: nothing to note
             record.operation_type = context.operation_type.value
             record.operation_name = context.operation_name

@@ -32,6 +32,7 @@ reading twice is harmless. SONGBOOK_COMPILED=off turns the planner off.
 """
 
 import base64
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,6 +220,7 @@ class Prepared:
     directive_variables: tuple[str, ...]
     # The operation's shape never changes with its variables: measured once, passed.
     shape_checked: bool
+    document_hash: str
     plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
     # Whether the limits refuse it, by the page sizes its variables give.
     shapes: dict[tuple[tuple[str, Any], ...], bool] = field(default_factory=dict)
@@ -302,7 +304,12 @@ class Planner:
             return None
         shape_checked = not operation.variable_definitions
         return Prepared(
-            document, operation, fragments, _directive_variables(document), shape_checked
+            document,
+            operation,
+            fragments,
+            _directive_variables(document),
+            shape_checked,
+            hashlib.sha256(query.encode()).hexdigest(),
         )
 
     def _refused_with(
@@ -413,6 +420,7 @@ class Planner:
         if any(role not in roles for roles in plan.roles):
             return None
         if context.record is not None:
+            context.record.document_hash = prepared.document_hash
             context.record.operation_type = "query"
             operation = prepared.operation
             context.record.operation_name = operation.name.value if operation.name else None

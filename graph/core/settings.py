@@ -153,6 +153,18 @@ class Settings(EnvironmentSettings):
         100,
         ge=1,
     )
+    log_format: Literal["json", "text"] | None = env(
+        "SONGBOOK_LOG_FORMAT",
+        "`json`: one JSON object per log line, with a line per request; `text`: plain lines "
+        "(default: json in production, text in development).",
+        None,
+    )
+    slow_statement_ms: float = env(
+        "SONGBOOK_SLOW_STATEMENT_MS",
+        "Log each statement that takes at least this long (its SQL, never its values).",
+        200.0,
+        gt=0,
+    )
     metrics: bool = env(
         "SONGBOOK_METRICS", "Serve Prometheus metrics at /metrics (off: no such route).", True
     )
@@ -210,6 +222,10 @@ class Settings(EnvironmentSettings):
         if self.anonymous is not None:
             return self.anonymous
         return Role.READER if self.production else Role.EDITOR
+
+    @property
+    def logs_as_json(self) -> bool:
+        return self.log_format == "json" if self.log_format is not None else self.production
 
     @property
     def introspection_on(self) -> bool:

@@ -49,8 +49,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     store = PersistedQueries(db, settings.apq_max_documents, settings.apq_cache_size)
     graphiql = GraphiQLPage.build(settings.graphiql_assets) if settings.graphiql_on else None
     authenticator = Authenticator(settings, db)
-    if settings.metrics:
-        watch_database(db)
+    watch_database(db, metrics=settings.metrics, slow_seconds=settings.slow_statement_ms / 1000)
     view = SongbookGraphQL(
         schema,
         db=db,

@@ -57,6 +57,7 @@ def serve(args: argparse.Namespace, settings: "Settings") -> None:
     import uvicorn
 
     from graph.server import serving
+    from graph.server.logs import log_config
 
     migrate(settings.database)
     config = uvicorn.Config(
@@ -67,6 +68,9 @@ def serve(args: argparse.Namespace, settings: "Settings") -> None:
         reload=args.reload,
         workers=None if args.reload else args.workers,
         log_level=args.log_level,
+        log_config=log_config(settings, args.log_level),
+        # In JSON, the request lines (graph/server/logs.py) take the access log's place.
+        access_log=not settings.logs_as_json,
         # A WebSocket message larger than a request body may be is closed with 1009.
         ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),

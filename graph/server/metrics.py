@@ -33,6 +33,7 @@ from graph.core.metrics import (
 from graph.core.settings import Settings
 from graph.server.auth import Authenticator
 from graph.server.http import error_body
+from graph.server.logs import log_slow_statement
 from persistence.database import Database
 from persistence.errors import DomainError
 from persistence.models import Job, JobStatus
@@ -43,9 +44,11 @@ _STARTED = "songbook_statement_started"
 _watched: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-def watch_database(db: Database, role: str = "primary") -> None:
-    """Time every statement `db` runs, and follow its pool (once per engine, however many
-    apps share it)."""
+def watch_database(
+    db: Database, *, metrics: bool, slow_seconds: float, role: str = "primary"
+) -> None:
+    """Time every statement `db` runs (for the metrics, and to log the slow ones), and
+    follow its pool; once per engine, however many apps share it."""
     engine = db.engine.sync_engine
     if engine in _watched:
         return
@@ -60,7 +63,10 @@ def watch_database(db: Database, role: str = "primary") -> None:
         starts = connection.info.get(_STARTED)
         if starts:
             elapsed = time.perf_counter() - starts.pop()
-            STATEMENT_DURATION.labels(statement_kind(statement), role).observe(elapsed)
+            if metrics:
+                STATEMENT_DURATION.labels(statement_kind(statement), role).observe(elapsed)
+            if elapsed >= slow_seconds:
+                log_slow_statement(statement, elapsed)
 
     @event.listens_for(engine, "handle_error")
     def failed(context: Any) -> None:
@@ -68,6 +74,8 @@ def watch_database(db: Database, role: str = "primary") -> None:
         if connection is not None and connection.info.get(_STARTED):
             connection.info[_STARTED].pop()
 
+    if not metrics:
+        return
     pool = engine.pool
     if not all(hasattr(pool, name) for name in ("checkedout", "checkedin", "overflow")):
         return

@@ -54,6 +54,7 @@ from graph.server.http import (
     negotiate,
 )
 from graph.server.ide import GraphiQLPage
+from graph.server.logs import log_request
 from graph.server.websocket import (
     CONNECTION_INIT_WAIT,
     LegacyWSHandler,
@@ -285,14 +286,18 @@ class SongbookGraphQL(GraphQL[Context, None]):
         # Accept picks the media type (and GraphiQL's page): a shared cache must key on it.
         vary = response.headers.get("vary")
         response.headers["vary"] = f"{vary}, Accept" if vary else "Accept"
-        self.observe(record, response, time.perf_counter() - started)
+        self.observe(request, record, response, time.perf_counter() - started)
         await response(scope, receive, send)
 
-    def observe(self, record: RequestRecord, response: Response, seconds: float) -> None:
-        """Count a GraphQL request (GraphiQL's page is not one) in the metrics."""
-        if not self.settings.metrics:
-            return
+    def observe(
+        self, request: Request, record: RequestRecord, response: Response, seconds: float
+    ) -> None:
+        """Count a GraphQL request (GraphiQL's page is not one) in the metrics, and log
+        its line."""
         if response.headers.get("content-type", "").startswith("text/html"):
+            return
+        log_request(request, record, response.status_code, seconds, trace_id=None)
+        if not self.settings.metrics:
             return
         name = self.operation_names.label(record.operation_name)
         kind = record.operation_type or "unknown"
