@@ -30,6 +30,7 @@ from graph.core.documents import DocumentResolution, provided_operation_name
 from graph.core.errors import camel_case
 from graph.core.limits import measure, parse_options, too_large
 from graph.core.settings import Settings
+from graph.core.tracing import operation_spans
 from persistence import errors as domain
 
 logger = logging.getLogger("songbook.graph")
@@ -338,6 +339,8 @@ class Recorded(SchemaExtension):
 # The extensions every operation runs through, in order: classes or factories, so each
 # operation gets instances of its own.
 EXTENSIONS: list[Callable[[], SchemaExtension]] = [
+    # First: its operation span holds every other step's.
+    operation_spans,
     Recorded,
     ErrorCodes,
     lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),

@@ -90,6 +90,7 @@ from graph.core.permissions import RolePermission
 from graph.core.reads import ById, Listing, Lookup, ToOne, ToPage, checked_page
 from graph.core.relay import GlobalId, Node
 from graph.core.settings import Settings
+from graph.core.tracing import compiled_operation_span
 from persistence.errors import DatabaseTimeout, DatabaseUnavailable, DomainError
 
 logger = logging.getLogger("songbook.graph")
@@ -425,8 +426,10 @@ class Planner:
             operation = prepared.operation
             context.record.operation_name = operation.name.value if operation.name else None
         run = Run(context, coerced)
+        name = prepared.operation.name.value if prepared.operation.name else None
         try:
-            data = await run.operation(plan)
+            with compiled_operation_span(name):
+                data = await run.operation(plan)
         except NotPlanned:
             return None
         except (DatabaseUnavailable, DatabaseTimeout) as error:

@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -22,6 +23,7 @@ from graph.server.headers import SecurityHeaders
 from graph.server.health import Readiness, liveness
 from graph.server.ide import GraphiQLPage
 from graph.server.metrics import MetricsEndpoint, watch_database
+from graph.server.tracing import from_environment, tracing_middleware
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
 from persistence.events import JobEvents
@@ -38,10 +40,16 @@ class SongbookApp(Starlette):
         return SecurityHeaders(super().build_middleware_stack())
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> Starlette:
-    """The app configured by `settings` (default: the environment), over `db` if given."""
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Starlette:
+    """The app configured by `settings` (default: the environment), over `db` if given,
+    tracing to `tracer_provider` (default: as OTEL_* variables say, graph/server/tracing.py)."""
     settings = settings or Settings.load()
     db = db or Database(settings.database)
+    traced = tracing_middleware(db, tracer_provider or from_environment())
     events = JobEvents.of(db)
     trusted = (
         TrustedDocuments.load(settings.trusted_documents) if settings.trusted_documents else None
@@ -100,7 +108,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             WebSocketRoute("/graphql", view),
         ],
         lifespan=lifespan,
-        middleware=cors_middleware(settings.cors_origins),
+        middleware=[*traced, *cors_middleware(settings.cors_origins)],
     )
     # The compiled read path (None when SONGBOOK_COMPILED is off), for those who watch it.
     app.state.planner = view.planner

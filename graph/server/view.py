@@ -42,6 +42,7 @@ from graph.core.identity import Identity, Role, Unauthenticated
 from graph.core.metrics import RequestRecord
 from graph.core.planner import Planner
 from graph.core.settings import Settings
+from graph.core.tracing import current_trace_id
 from graph.server.auth import Authenticator
 from graph.server.deadlines import within
 from graph.server.documents import DocumentPolicy
@@ -296,7 +297,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
         its line."""
         if response.headers.get("content-type", "").startswith("text/html"):
             return
-        log_request(request, record, response.status_code, seconds, trace_id=None)
+        log_request(request, record, response.status_code, seconds, current_trace_id())
         if not self.settings.metrics:
             return
         name = self.operation_names.label(record.operation_name)
