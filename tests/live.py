@@ -16,17 +16,18 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def run_command(database_url: str, *args: str) -> tuple[int, str]:
-    """Run `songbook ARGS...` on the database; its exit code and standard output."""
+async def run_command(database_url: str, *args: str, stderr: bool = False) -> tuple[int, str]:
+    """Run `songbook ARGS...` on the database; its exit code and standard output (with
+    its standard error after it, when `stderr`)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "graph.server.cli", *args,
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url},
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE if stderr else asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    stdout, _ = await process.communicate()
-    return await process.wait(), stdout.decode()
+    stdout, errors = await process.communicate()
+    return await process.wait(), stdout.decode() + (errors.decode() if stderr else "")
 
 
 def free_port() -> int:

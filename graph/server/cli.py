@@ -1,4 +1,4 @@
-"""The `songbook` command: serve, migrate, export-schema, seed, token."""
+"""The `songbook` command: serve, migrate, export-schema, seed, token, backup, restore."""
 
 import argparse
 import asyncio
@@ -76,6 +76,28 @@ def serve(args: argparse.Namespace, settings: "Settings") -> None:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace),
     )
     serving.serve(config)
+
+
+def backup_or_restore(args: argparse.Namespace, settings: DatabaseSettings) -> None:
+    from persistence.backup import BackupError, backup, restore
+    from persistence.database import unavailable_reason
+    from persistence.seed import database_label
+
+    label = database_label(settings.url)
+    try:
+        if args.command == "backup":
+            backup(settings.url, args.path)
+            print(f"backed up {label} to {args.path}")
+        else:
+            revision = restore(settings.url, args.path, force=args.force)
+            print(f"restored {args.path} (schema {revision}) into {label}, migrated to head")
+    except BackupError as error:
+        sys.exit(f"songbook: {error}")
+    except Exception as error:
+        reason = unavailable_reason(error)
+        if reason is None:
+            raise
+        raise DatabaseUnusable(f"cannot use the database {label}: {reason}") from None
 
 
 def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
@@ -297,6 +319,25 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: random per run)"
         ),
     )
+    backup_parser = commands.add_parser(
+        "backup",
+        help="write a consistent snapshot of the database to a new file",
+        description="Write a consistent snapshot of the database, while servers keep "
+        "writing to it: SQLite's online backup, or pg_dump's custom format on PostgreSQL "
+        "(pg_dump must be on PATH).",
+    )
+    backup_parser.add_argument("path", type=Path, help="the snapshot file to create")
+    restore_parser = commands.add_parser(
+        "restore",
+        help="load a snapshot into the (empty) database, then migrate it",
+        description="Load a snapshot made by `songbook backup` into the configured "
+        "database, which must be empty unless --force; its schema must be at a revision "
+        "Songbook knows, and is migrated to the newest.",
+    )
+    restore_parser.add_argument("path", type=Path, help="a snapshot from songbook backup")
+    restore_parser.add_argument(
+        "--force", action="store_true", help="replace what the database holds"
+    )
     add_token_parser(commands)
     return parser
 
@@ -343,6 +384,8 @@ def run(args: argparse.Namespace) -> None:
         seed(args, settings)
     elif args.command == "token":
         token(args, settings)
+    elif args.command in ("backup", "restore"):
+        backup_or_restore(args, settings)
 
 
 if __name__ == "__main__":
