@@ -87,6 +87,7 @@ bench: install
 	$(BIN)/python -m tests.benchmarks.compiled $(BENCH_DB) $(if $(COMPILED),--compiled $(COMPILED))
 	$(BIN)/python -m tests.benchmarks.statement_shapes $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.plan_cache
+	$(BIN)/python -m tests.benchmarks.observability $(BENCH_DB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,95 @@
+"""What metrics, JSON logs and tracing (sampler off) cost the library page.
+
+    python -m tests.benchmarks.observability [--postgres URL] [--songs N] [--rounds 6]
+        [--seconds 2] [--clients 8]
+
+Two Songbook servers over one seeded library, driven alike and interleaved (the harness of
+tests/benchmarks/compiled.py): one with nothing watching (SONGBOOK_METRICS=off, text logs
+at WARNING, no OTEL_* variables), one as an operator runs it (metrics on, JSON logs at INFO,
+a request line each, and tracing configured with an OTLP endpoint but the sampler off,
+OTEL_TRACES_SAMPLER=always_off). Prints requests/s, p50/p99 and the ratio on/off.
+"""
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+
+from persistence.migrate import upgrade
+from persistence.seed import seed_library
+from persistence.settings import DatabaseSettings
+from tests.benchmarks.compiled import JSON, Target, measure, operations, same_answers
+from tests.benchmarks.scratch import scratch_database
+from tests.live import live_server
+
+QUIET = {"SONGBOOK_METRICS": "off", "SONGBOOK_LOG_FORMAT": "text"}
+WATCHED = {
+    "SONGBOOK_METRICS": "on",
+    "SONGBOOK_LOG_FORMAT": "json",
+    # Nothing listens there: with the sampler off, no span is ever exported.
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    "OTEL_TRACES_SAMPLER": "always_off",
+}
+
+
+async def main(
+    postgres: str | None, songs: int | None, rounds: int, seconds: float, clients: int
+) -> None:
+    songs = songs or (100_000 if postgres else 20_000)
+    async with scratch_database(postgres) as url:
+        await asyncio.to_thread(upgrade, url)
+        started = time.perf_counter()
+        await seed_library(DatabaseSettings(url=url), songs=songs, random_seed=1)
+        sys.stderr.write(f"\nseeded in {time.perf_counter() - started:.0f} s\n")
+        library = (await operations(url, songs))[0]
+        with tempfile.TemporaryDirectory() as logs:
+            async with AsyncExitStack() as stack:
+                targets = []
+                for label, env, level in (
+                    ("nothing watching", QUIET, "warning"),
+                    ("metrics, JSON logs, tracing", WATCHED, "info"),
+                ):
+                    server = stack.enter_context(live_server(url, Path(logs), env, log_level=level))
+                    targets.append(Target(label, server, songbook=True))
+                for target in targets:
+                    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+                    target.clients = [
+                        await stack.enter_async_context(
+                            httpx.AsyncClient(
+                                base_url=target.server.url, limits=limits, headers=JSON
+                            )
+                        )
+                        for _ in range(clients)
+                    ]
+                await same_answers(targets, [library])
+                results = (await measure(targets, [library], rounds, seconds))[library.name]
+                request_lines = sum(
+                    '"logger": "songbook.requests"' in line
+                    for line in targets[1].server.log().splitlines()
+                )
+    backend = "PostgreSQL" if postgres else "SQLite"
+    print(
+        f"{backend}, {songs:,} songs, the library page: {clients} clients, {rounds} rounds of {seconds:g} s"
+    )
+    quiet, watched = results["nothing watching"], results["metrics, JSON logs, tracing"]
+    for label, runs in results.items():
+        print(f"  {label:<30} {runs.describe()}")
+    print(
+        f"  watched / quiet: {watched.rate / quiet.rate:.3f} ({request_lines:,} request lines logged)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server (default: SQLite)")
+    parser.add_argument("--songs", type=int, help="100,000 on PostgreSQL, 20,000 on SQLite")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per server and round")
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+    asyncio.run(main(args.postgres, args.songs, args.rounds, args.seconds, args.clients))
