@@ -3,8 +3,9 @@
 import asyncio
 import contextlib
 import re
+import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from persistence.errors import (
     Conflict,
@@ -304,6 +305,28 @@ class Database:
         self._connections.add(dbapi_connection.driver_connection)
 
 
+class TimedPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's pool for async engines, telling `on_wait` (when someone listens: the
+    metrics) how long each checkout waited for a connection, connecting included."""
+
+    on_wait: Callable[[float], None] | None = None
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        started = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            if self.on_wait is not None:
+                self.on_wait(time.perf_counter() - started)
+
+    def recreate(self) -> "TimedPool":
+        # A pool is recreated on disposal and after a disconnect: the listener stays.
+        pool = super().recreate()
+        assert isinstance(pool, TimedPool)
+        pool.on_wait = self.on_wait
+        return pool
+
+
 def _create_engine(settings: DatabaseSettings) -> AsyncEngine:
     if settings.is_sqlite:
         return _create_sqlite_engine(settings)
@@ -320,6 +343,7 @@ def _create_postgres_engine(settings: DatabaseSettings) -> AsyncEngine:
     engine = create_async_engine(
         settings.url,
         echo=settings.echo,
+        poolclass=TimedPool,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_pre_ping=settings.pool_pre_ping,
@@ -374,7 +398,10 @@ async def open_sqlite(database: str, **options: Any) -> Any:
 
 def _create_sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     engine = create_async_engine(
-        settings.url, echo=settings.echo, connect_args={"async_creator_fn": open_sqlite}
+        settings.url,
+        echo=settings.echo,
+        poolclass=TimedPool,
+        connect_args={"async_creator_fn": open_sqlite},
     )
     busy_timeout = settings.sqlite_busy_timeout_ms
 

@@ -82,6 +82,7 @@ async def test_requests_errors_statements_and_the_pool_are_counted(
     assert moved("songbook_graphql_errors_total", code="BAD_REQUEST") == 1
     assert moved("songbook_db_statement_duration_seconds_count", kind="select", role="primary") >= 2
     assert moved("songbook_db_pool_checkouts_total") >= 2
+    assert moved("songbook_db_pool_wait_seconds_count") >= 2
     states = {v for (n, labels), v in after.items() if n == "songbook_db_pool_connections"}
     assert states, "the pool's gauges are there"
     assert (

@@ -52,6 +52,11 @@ POOL_CHECKOUTS = Counter(
     "songbook_db_pool_checkouts",
     "Connections taken from the pool.",
 )
+POOL_WAIT = Histogram(
+    "songbook_db_pool_wait_seconds",
+    "Time a checkout waited for a pooled connection, connecting included.",
+    buckets=STATEMENT_BUCKETS,
+)
 SUBSCRIPTIONS = Gauge(
     "songbook_subscriptions_active",
     "Subscriptions being served.",

@@ -27,6 +27,7 @@ from graph.core.metrics import (
     JOBS,
     POOL_CHECKOUTS,
     POOL_CONNECTIONS,
+    POOL_WAIT,
     STATEMENT_DURATION,
     statement_kind,
 )
@@ -34,7 +35,7 @@ from graph.core.settings import Settings
 from graph.server.auth import Authenticator
 from graph.server.http import error_body
 from graph.server.logs import log_slow_statement
-from persistence.database import Database
+from persistence.database import Database, TimedPool
 from persistence.errors import DomainError
 from persistence.models import Job, JobStatus
 
@@ -77,6 +78,8 @@ def watch_database(
     if not metrics:
         return
     pool = engine.pool
+    if isinstance(pool, TimedPool):
+        pool.on_wait = POOL_WAIT.observe
     if not all(hasattr(pool, name) for name in ("checkedout", "checkedin", "overflow")):
         return
 

@@ -74,5 +74,7 @@ def tracing_middleware(db: Database, provider: TracerProvider | None) -> list[Mi
             OpenTelemetryMiddleware,
             tracer_provider=provider,
             excluded_urls="healthz,readyz,metrics",
+            # One span for the request: none for each ASGI message it receives or sends.
+            exclude_spans=["receive", "send"],
         )
     ]
