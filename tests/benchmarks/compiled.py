@@ -171,6 +171,18 @@ async def statements_per_request(url: str, ops: list[Operation]) -> dict[str, tu
     return counts
 
 
+async def open_clients(stack: AsyncExitStack, targets: list[Target], clients: int) -> None:
+    """`clients` HTTP clients for each target, one connection each, closed with `stack`."""
+    for target in targets:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        target.clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=target.server.url, limits=limits, headers=JSON)
+            )
+            for _ in range(clients)
+        ]
+
+
 async def same_answers(targets: list[Target], ops: list[Operation]) -> None:
     for op in ops:
         bodies = set()
@@ -259,16 +271,7 @@ async def main(
                     live_process(lambda port: [*command, str(port)], url, Path(logs))
                 )
                 targets.append(Target("ceiling", hand, songbook=False))
-                for target in targets:
-                    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-                    target.clients = [
-                        await stack.enter_async_context(
-                            httpx.AsyncClient(
-                                base_url=target.server.url, limits=limits, headers=JSON
-                            )
-                        )
-                        for _ in range(clients)
-                    ]
+                await open_clients(stack, targets, clients)
                 await same_answers(targets, ops)
                 results = await measure(targets, ops, rounds, seconds)
 

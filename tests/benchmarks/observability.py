@@ -18,12 +18,10 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import httpx
-
 from persistence.migrate import upgrade
 from persistence.seed import seed_library
 from persistence.settings import DatabaseSettings
-from tests.benchmarks.compiled import JSON, Target, measure, operations, same_answers
+from tests.benchmarks.compiled import Target, measure, open_clients, operations, same_answers
 from tests.benchmarks.scratch import scratch_database
 from tests.live import live_server
 
@@ -56,16 +54,7 @@ async def main(
                 ):
                     server = stack.enter_context(live_server(url, Path(logs), env, log_level=level))
                     targets.append(Target(label, server, songbook=True))
-                for target in targets:
-                    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-                    target.clients = [
-                        await stack.enter_async_context(
-                            httpx.AsyncClient(
-                                base_url=target.server.url, limits=limits, headers=JSON
-                            )
-                        )
-                        for _ in range(clients)
-                    ]
+                await open_clients(stack, targets, clients)
                 await same_answers(targets, [library])
                 results = (await measure(targets, [library], rounds, seconds))[library.name]
                 request_lines = sum(
