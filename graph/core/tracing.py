@@ -18,12 +18,14 @@ from strawberry.extensions.base_extension import LifecycleStep
 from strawberry.extensions.tracing import OpenTelemetryExtension
 
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None
 
 
 def use_provider(provider: TracerProvider | None) -> None:
     """Trace operations to `provider` from now on (None: no tracing)."""
-    global _provider
+    global _provider, _tracer
     _provider = provider
+    _tracer = None if provider is None else trace.get_tracer("songbook", tracer_provider=provider)
 
 
 def provider() -> TracerProvider | None:
@@ -71,10 +73,10 @@ def operation_spans() -> SchemaExtension:
 @contextlib.contextmanager
 def compiled_operation_span(name: str | None) -> Iterator[Any]:
     """The compiled read path's operation span, with its execution span inside."""
-    if _provider is None:
+    tracer = _tracer
+    if tracer is None:
         yield None
         return
-    tracer = trace.get_tracer("songbook", tracer_provider=_provider)
     with tracer.start_as_current_span(
         operation_span_name("query", name), kind=SpanKind.SERVER
     ) as span:
