@@ -156,6 +156,14 @@ class Page(Generic[T]):
     def cursor(self, index: int) -> str:
         return self.order.cursor_of(self.rows[index])
 
+    @property
+    def start_cursor(self) -> str | None:
+        return self.cursor(0) if self.rows else None
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursor(len(self.rows) - 1) if self.rows else None
+
     @functools.cached_property
     def cursors(self) -> list[str]:
         return [self.order.cursor_of(row) for row in self.rows]

@@ -31,7 +31,6 @@ request from the start, with its errors, paths and nulls; reads change nothing, 
 reading twice is harmless. SONGBOOK_COMPILED=off turns the planner off.
 """
 
-import base64
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -106,6 +105,7 @@ MAX_SHAPES = 64
 VALUE, ID, TYPENAME, RELATED, EDGES, PAGE_INFO, TOTAL, CURSOR, NODE = range(9)
 # Scalars whose values are written as read: the database already holds them as such.
 _AS_READ = (GraphQLString, GraphQLID, GraphQLInt, GraphQLBoolean, GraphQLFloat)
+# PageInfo's fields, as the attributes of a Page that answer them.
 _PAGE_INFO = {
     "hasNextPage": "has_next_page",
     "hasPreviousPage": "has_previous_page",
@@ -225,6 +225,10 @@ class Prepared:
     plans: dict[tuple[Any, ...], Plan | None] = field(default_factory=dict)
     # Whether the limits refuse it, by the page sizes its variables give.
     shapes: dict[tuple[tuple[str, Any], ...], bool] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str | None:
+        return self.operation.name.value if self.operation.name else None
 
 
 _NOT_PLANNED = object()
@@ -423,12 +427,10 @@ class Planner:
         if context.record is not None:
             context.record.document_hash = prepared.document_hash
             context.record.operation_type = "query"
-            operation = prepared.operation
-            context.record.operation_name = operation.name.value if operation.name else None
+            context.record.operation_name = prepared.name
         run = Run(context, coerced)
-        name = prepared.operation.name.value if prepared.operation.name else None
         try:
-            with compiled_operation_span(name):
+            with compiled_operation_span(prepared.name):
                 data = await run.operation(plan)
         except NotPlanned:
             return None
@@ -665,10 +667,6 @@ def _serializer(definition: GraphQLField) -> Callable[[Any], Any] | None:
     return None if named in _AS_READ else getattr(named, "serialize")  # noqa: B009
 
 
-def _global_id(node_type: type[Node], key: str) -> str:
-    return base64.b64encode(f"{node_type.__name__}:{key}".encode()).decode()
-
-
 class Run:
     """One request of a plan: its statements on one connection, its rows written out."""
 
@@ -762,7 +760,7 @@ class Run:
                     value = row[first]
                     item[key] = value if value is None or second is None else second(value)
                 elif kind == ID:
-                    item[key] = _global_id(first, row[second])
+                    item[key] = first.global_id(row[second])
                 elif kind == TYPENAME:
                     item[key] = first
                 else:
@@ -838,13 +836,7 @@ class Run:
 
     @staticmethod
     def page_info(entries: tuple[Entry, ...], page: Any) -> dict[str, Any]:
-        last = len(page.rows) - 1
-        values: dict[str, Callable[[], Any]] = {
-            "has_next_page": lambda: page.has_next_page,
-            "has_previous_page": lambda: page.has_previous_page,
-            "start_cursor": lambda: page.cursor(0) if last >= 0 else None,
-            "end_cursor": lambda: page.cursor(last) if last >= 0 else None,
-        }
         return {
-            key: detail if kind == TYPENAME else values[detail]() for key, kind, detail in entries
+            key: detail if kind == TYPENAME else getattr(page, detail)
+            for key, kind, detail in entries
         }

@@ -18,6 +18,7 @@ same fetch with the arguments it read from the document. Column fields are decla
 `column` (graph/core/fields.py).
 """
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -59,7 +60,13 @@ class ToPage:
 
 
 def all_columns(node_type: type[Node]) -> frozenset[str]:
-    return frozenset(attribute.key for _, attribute in column_fields(node_type))
+    """The columns of every column field of `node_type` (worked out once per type)."""
+    return _all_columns(node_type.__name__)
+
+
+@functools.cache
+def _all_columns(type_name: str) -> frozenset[str]:
+    return frozenset(attribute.key for _, attribute in column_fields(Node.types[type_name]))
 
 
 def node_type_of(graphql_type: Any) -> type[Node]:

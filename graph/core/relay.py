@@ -136,8 +136,8 @@ class Connection(Generic[NodeType]):
             page_info=PageInfo(
                 has_next_page=page.has_next_page,
                 has_previous_page=page.has_previous_page,
-                start_cursor=cursors[0] if cursors else None,
-                end_cursor=cursors[-1] if cursors else None,
+                start_cursor=page.start_cursor,
+                end_cursor=page.end_cursor,
             ),
             counter=counter,
         )
