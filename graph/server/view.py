@@ -116,8 +116,13 @@ def _body_limited(receive: Receive, limit: int) -> Receive:
     return limited
 
 
+def error_codes(result: ExecutionResult) -> list[str]:
+    """Each error's `extensions.code`, in order."""
+    return [str((e.extensions or {}).get("code")) for e in result.errors or []]
+
+
 def _codes(result: ExecutionResult) -> set[str]:
-    return {str((e.extensions or {}).get("code")) for e in result.errors or []}
+    return set(error_codes(result))
 
 
 def is_outage(result: ExecutionResult) -> bool:
@@ -415,12 +420,10 @@ class SongbookGraphQL(GraphQL[Context, None]):
         if sub_response is None:
             return response_data
         sub_response.headers["content-type"] = CONTENT_TYPES[media_type or JSON]
-        codes = _codes(result)
+        codes = error_codes(result)
         record: RequestRecord | None = getattr(request.state, _RECORD, None)
         if record is not None:
-            record.error_codes = [
-                str((e.extensions or {}).get("code")) for e in result.errors or []
-            ]
+            record.error_codes = codes
         if isinstance(result, PreExecutionError) and PERSISTED_QUERY_NOT_FOUND in codes:
             # APQ's first round trip: every client retries on a 200, and no cache keeps it.
             sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"
