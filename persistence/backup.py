@@ -59,22 +59,29 @@ def _run(arguments: list[str], what: str) -> None:
         raise BackupError(f"{what} failed: {reason}")
 
 
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy the SQLite database `source` into `target` with the online backup API: the
+    database as it was at one moment, whatever writers do meanwhile."""
+    reading = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    writing = sqlite3.connect(target)
+    try:
+        with writing:
+            reading.backup(writing)
+    finally:
+        reading.close()
+        writing.close()
+
+
 def backup(url: str, path: Path) -> None:
     """Write a consistent snapshot of the database at `url` to `path` (a new file)."""
     if path.exists():
         raise BackupError(f"{path} already exists; choose a new file")
     if make_url(url).get_backend_name() == "sqlite":
-        source = sqlite3.connect(f"file:{_sqlite_path(url)}?mode=ro", uri=True)
-        target = sqlite3.connect(path)
         try:
-            with target:
-                source.backup(target)
+            _copy_sqlite(_sqlite_path(url), path)
         except sqlite3.Error as error:
             path.unlink(missing_ok=True)
             raise BackupError(f"the backup failed: {error}") from None
-        finally:
-            source.close()
-            target.close()
         return
     arguments = [_tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(path)]
     _run([*arguments, "--dbname", _libpq_url(url)], "pg_dump")
@@ -128,14 +135,7 @@ def restore(url: str, path: Path, *, force: bool = False) -> str:
             raise BackupError(f"{path} is not a SQLite snapshot") from None
         if revision not in known:
             raise BackupError(f"{path} holds no schema revision Songbook knows")
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        destination = sqlite3.connect(_sqlite_path(url))
-        try:
-            with destination:
-                source.backup(destination)
-        finally:
-            source.close()
-            destination.close()
+        _copy_sqlite(path, _sqlite_path(url))
     else:
         pg_restore = _tool("pg_restore")
         listing = subprocess.run(

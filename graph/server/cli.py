@@ -2,9 +2,10 @@
 
 import argparse
 import asyncio
+import contextlib
 import math
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -26,20 +27,26 @@ class DatabaseUnusable(Exception):
     """The database refused, could not be reached, or does not exist: said in one line."""
 
 
-def migrate(settings: DatabaseSettings) -> None:
+@contextlib.contextmanager
+def database_named(url: str) -> Iterator[None]:
+    """The database at `url` refusing or out of reach, said as DatabaseUnusable."""
     from persistence.database import unavailable_reason
-    from persistence.migrate import upgrade
     from persistence.seed import database_label
 
     try:
-        upgrade(settings.url)
+        yield
     except Exception as error:
         reason = unavailable_reason(error)
         if reason is None:
             raise
-        raise DatabaseUnusable(
-            f"cannot use the database {database_label(settings.url)}: {reason}"
-        ) from None
+        raise DatabaseUnusable(f"cannot use the database {database_label(url)}: {reason}") from None
+
+
+def migrate(settings: DatabaseSettings) -> None:
+    from persistence.migrate import upgrade
+
+    with database_named(settings.url):
+        upgrade(settings.url)
 
 
 def export_schema(path: Path | None) -> None:
@@ -80,24 +87,19 @@ def serve(args: argparse.Namespace, settings: "Settings") -> None:
 
 def backup_or_restore(args: argparse.Namespace, settings: DatabaseSettings) -> None:
     from persistence.backup import BackupError, backup, restore
-    from persistence.database import unavailable_reason
     from persistence.seed import database_label
 
     label = database_label(settings.url)
     try:
-        if args.command == "backup":
-            backup(settings.url, args.path)
-            print(f"backed up {label} to {args.path}")
-        else:
-            revision = restore(settings.url, args.path, force=args.force)
-            print(f"restored {args.path} (schema {revision}) into {label}, migrated to head")
+        with database_named(settings.url):
+            if args.command == "backup":
+                backup(settings.url, args.path)
+                print(f"backed up {label} to {args.path}")
+            else:
+                revision = restore(settings.url, args.path, force=args.force)
+                print(f"restored {args.path} (schema {revision}) into {label}, migrated to head")
     except BackupError as error:
         sys.exit(f"songbook: {error}")
-    except Exception as error:
-        reason = unavailable_reason(error)
-        if reason is None:
-            raise
-        raise DatabaseUnusable(f"cannot use the database {label}: {reason}") from None
 
 
 def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
