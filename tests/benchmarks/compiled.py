@@ -292,13 +292,20 @@ async def main(
             print(f"  {label:<24} {run.describe()}{ratio}")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_arguments(description: str, rounds: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that drives live servers: the database, the library's
+    size, and the load."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server (default: SQLite)")
     parser.add_argument("--songs", type=int, help="100,000 on PostgreSQL, 20,000 on SQLite")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--seconds", type=float, default=2.0, help="per server and round")
     parser.add_argument("--clients", type=int, default=8)
+    return parser
+
+
+if __name__ == "__main__":
+    parser = load_arguments(__doc__.split("\n\n")[0], rounds=4)
     parser.add_argument("--compiled", choices=["on", "off"], help=f"sets {COMPILED} for Songbook")
     args = parser.parse_args()
     asyncio.run(

@@ -10,7 +10,6 @@ a request line each, and tracing configured with an OTLP endpoint but the sample
 OTEL_TRACES_SAMPLER=always_off). Prints requests/s, p50/p99 and the ratio on/off.
 """
 
-import argparse
 import asyncio
 import sys
 import tempfile
@@ -21,7 +20,14 @@ from pathlib import Path
 from persistence.migrate import upgrade
 from persistence.seed import seed_library
 from persistence.settings import DatabaseSettings
-from tests.benchmarks.compiled import Target, measure, open_clients, operations, same_answers
+from tests.benchmarks.compiled import (
+    Target,
+    load_arguments,
+    measure,
+    open_clients,
+    operations,
+    same_answers,
+)
 from tests.benchmarks.scratch import scratch_database
 from tests.live import live_server
 
@@ -74,11 +80,5 @@ async def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL server (default: SQLite)")
-    parser.add_argument("--songs", type=int, help="100,000 on PostgreSQL, 20,000 on SQLite")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--seconds", type=float, default=2.0, help="per server and round")
-    parser.add_argument("--clients", type=int, default=8)
-    args = parser.parse_args()
+    args = load_arguments(__doc__.split("\n\n")[0], rounds=6).parse_args()
     asyncio.run(main(args.postgres, args.songs, args.rounds, args.seconds, args.clients))
