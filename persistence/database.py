@@ -205,10 +205,51 @@ def translate_error(error: BaseException) -> DomainError | None:
 DISPOSE_TIMEOUT = 2.0
 
 
+class Reads:
+    """Where reads go: the primary, or one of its replicas (persistence/replicas.py).
+    Outside any transaction: PostgreSQL's AUTOCOMMIT sends no BEGIN (asyncpg's would be
+    implicit) and so no COMMIT or ROLLBACK; SQLite's reads skip our BEGIN. The options
+    apply to each connection checked out, and are undone when it goes back to the pool,
+    without a round trip on either driver."""
+
+    def __init__(self, engine: AsyncEngine, role: str, info: dict[str, Any]) -> None:
+        options: dict[str, Any] = (
+            {_SQLITE_NO_BEGIN: True}
+            if engine.dialect.name == "sqlite"
+            else {"isolation_level": "AUTOCOMMIT"}
+        )
+        self.engine = engine.execution_options(**options)
+        # "primary" or "replica": the statement metrics' label.
+        self.role = role
+        self._sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=False, info=info
+        )
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: each statement sees the database as it is when it
+        runs. Never write through it (nothing would roll the write back); never share it
+        between concurrent tasks."""
+        with _domain_errors():
+            async with self._sessions() as session:
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for reads only, as `session` gives a session: plain rows, no
+        ORM identity map (the compiled read path)."""
+        with _domain_errors():
+            async with self.engine.connect() as connection:
+                yield connection
+
+
 class Database:
-    """One per process: the engine, its pool, and the units of work built on them."""
+    """One per process: the engine, its pool, and the units of work built on them; and
+    the replicas queries may read from, when DATABASE_READ_URLS lists some."""
 
     def __init__(self, settings: DatabaseSettings) -> None:
+        from persistence.replicas import Replicas
+
         self.settings = settings
         self.engine: AsyncEngine = _create_engine(settings)
         # SQLite has one write lock and its busy handler polls for it unfairly: concurrent
@@ -222,28 +263,31 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, autoflush=False, info=self.session_info
         )
-        # Reads need no transaction: PostgreSQL's AUTOCOMMIT sends no BEGIN (asyncpg's
-        # would be implicit) and so no COMMIT or ROLLBACK; SQLite's reads skip our BEGIN.
-        # The options apply to each connection the session checks out, and are undone
-        # when it goes back to the pool, without a round trip on either driver.
-        read_options: dict[str, Any] = (
-            {_SQLITE_NO_BEGIN: True} if settings.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
-        )
-        self._read_engine = self.engine.execution_options(**read_options)
-        self._reads = async_sessionmaker(
-            self._read_engine,
-            expire_on_commit=False,
-            autoflush=False,
-            info=self.session_info,
-        )
+        self.primary = Reads(self.engine, "primary", self.session_info)
         # PostgreSQL's driver connections opened and not yet collected, to cut at disposal.
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.replicas = Replicas(
+            self,
+            [self._engine_for(url) for url in settings.read_urls],
+            max_lag=settings.replica_max_lag,
+            wait=settings.replica_wait_ms / 1000,
+        )
         if not settings.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", self._track)
+
+    def _engine_for(self, url: str) -> AsyncEngine:
+        """A replica's engine: the primary's settings, another server."""
+        engine = _create_postgres_engine(self.settings.model_copy(update={"url": url}))
+        event.listen(engine.sync_engine, "connect", self._track)
+        return engine
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def engines(self) -> list[tuple[AsyncEngine, str]]:
+        """Every engine with its role: the primary's, then each replica's."""
+        return [(self.engine, "primary"), *((r.engine, "replica") for r in self.replicas)]
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -254,24 +298,13 @@ class Database:
             async with self._sessions() as session:
                 yield session
 
-    @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads only, outside any transaction: no BEGIN, COMMIT or ROLLBACK
-        round trips, and each statement sees the database as it is when it runs. Never
-        write through it (nothing would roll the write back); use `transaction`. Never
-        share one between concurrent tasks."""
-        with _domain_errors():
-            async with self._reads() as session:
-                yield session
+    def read(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """A session for reads only on the primary, outside any transaction (Reads)."""
+        return self.primary.session()
 
-    @contextlib.asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A bare connection for reads only, outside any transaction, as `read` gives a
-        session: plain rows, no ORM identity map (the compiled read path). Never write
-        through it; never share it between concurrent tasks."""
-        with _domain_errors():
-            async with self._read_engine.connect() as connection:
-                yield connection
+    def read_connection(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A bare connection for reads only on the primary, outside any transaction."""
+        return self.primary.connection()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -289,6 +322,15 @@ class Database:
             except sa.exc.IntegrityError as error:
                 raise translate_integrity_error(error) from error
 
+    async def write_position(self) -> str | None:
+        """How far the primary's write-ahead log has been written (PostgreSQL; None on
+        SQLite): asked after a commit, a position every replica must replay past to see it."""
+        if self.settings.is_sqlite:
+            return None
+        async with self.read_connection() as connection:
+            position = await connection.scalar(sa.text("SELECT pg_current_wal_lsn()::text"))
+        return str(position)
+
     async def dispose(self) -> None:
         """Close the pool's connections. Each gets a moment to say goodbye and is cut
         past it, so shutting down never waits on a database that stops answering."""
@@ -299,7 +341,8 @@ class Database:
 
         # The driver's own close gives up quietly; the pool's would log each timeout.
         await asyncio.gather(*(close(c) for c in list(self._connections)))
-        await self.engine.dispose()
+        for engine, _ in self.engines():
+            await engine.dispose()
 
     def _track(self, dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
         self._connections.add(dbapi_connection.driver_connection)

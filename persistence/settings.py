@@ -5,11 +5,11 @@ rule for every switch: `on`/`off`, `1`/`0`, `true`/`false` and `yes`/`no` (pydan
 boolean parsing); an empty variable counts as unset.
 """
 
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import pydantic
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./songbook.db"
 
@@ -133,11 +133,48 @@ class DatabaseSettings(EnvironmentSettings):
         ge=0,
     )
     echo: bool = env("SONGBOOK_DB_ECHO", "Log every SQL statement.", False)
+    read_urls: Annotated[tuple[str, ...], NoDecode] = env(
+        "DATABASE_READ_URLS",
+        "PostgreSQL streaming replicas of DATABASE_URL, comma-separated: queries read from "
+        "them, spread across those that answer and keep up.",
+        (),
+    )
+    replica_max_lag: float = env(
+        "SONGBOOK_REPLICA_MAX_LAG_S",
+        "Seconds a replica may fall behind the primary before queries skip it.",
+        5.0,
+        gt=0,
+    )
+    replica_wait_ms: int = env(
+        "SONGBOOK_REPLICA_WAIT_MS",
+        "Milliseconds a request sending Songbook-Read-After waits for a replica to replay "
+        "that far before it reads from the primary instead.",
+        200,
+        ge=0,
+    )
 
     @field_validator("url", mode="after")
     @classmethod
     def _async_driver(cls, url: str) -> str:
         return normalize_database_url(url)
+
+    @field_validator("read_urls", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            return tuple(normalize_database_url(url) for url in value if url)
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_of_postgres(self) -> Self:
+        # The message never repeats a URL: it may hold a password.
+        if self.read_urls and self.is_sqlite:
+            raise ValueError("DATABASE_READ_URLS needs DATABASE_URL to be PostgreSQL")
+        if any(not url.startswith("postgresql") for url in self.read_urls):
+            raise ValueError("DATABASE_READ_URLS must list PostgreSQL URLs only")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

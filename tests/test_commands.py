@@ -265,10 +265,16 @@ def test_serve_checks_every_setting_before_it_starts(tmp_path: Path) -> None:
             {"SONGBOOK_ENV": "production", "SONGBOOK_ANONYMOUS": "editor"},
             "SONGBOOK_ANONYMOUS=editor lets anyone change the library",
         ),
+        (
+            {"DATABASE_READ_URLS": "postgresql://reader:s3cret@127.0.0.1:1/songbook"},
+            "DATABASE_READ_URLS needs DATABASE_URL to be PostgreSQL",
+        ),
+        ({"SONGBOOK_REPLICA_MAX_LAG_S": "0"}, "SONGBOOK_REPLICA_MAX_LAG_S must be more than 0"),
     ]:
         result = songbook("serve", env={"DATABASE_URL": url, **env})
         assert result.returncode == 2, result.stderr
         assert one_line(result).startswith(f"songbook: {complaint}")
+        assert "s3cret" not in result.stderr
     assert not (tmp_path / "x.db").exists(), "nothing starts on settings that do not parse"
 
 

@@ -25,6 +25,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from graph.core.documents import DocumentResolution, provided_operation_name
 from graph.core.errors import camel_case
@@ -336,6 +337,18 @@ class Recorded(SchemaExtension):
             record.operation_name = context.operation_name
 
 
+class ReplicaReads(SchemaExtension):
+    """A query over HTTP reads from a replica when one is usable (persistence/replicas.py):
+    decided once the operation is known to be a query, before it executes."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        read_from_replica = getattr(context.context, "read_from_replica", None)
+        if read_from_replica is not None and context.operation_type is OperationType.QUERY:
+            await read_from_replica()
+        yield
+
+
 # The extensions every operation runs through, in order: classes or factories, so each
 # operation gets instances of its own.
 EXTENSIONS: list[Callable[[], SchemaExtension]] = [
@@ -348,7 +361,8 @@ EXTENSIONS: list[Callable[[], SchemaExtension]] = [
     OperationLimits,
     CachedValidation,
     OperationNameRequired,
-    # Last: its refusal replaces what validation found, and it registers a persisted
-    # query only after every other check passed.
+    # After the checks: its refusal replaces what validation found, and it registers a
+    # persisted query only once every other check passed.
     DocumentResolution,
+    ReplicaReads,
 ]

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
-from persistence.database import Database
+from persistence.database import Reads
 from persistence.repositories.base import Columns, Reader
 
 K = TypeVar("K", bound=Hashable)
@@ -35,8 +35,8 @@ class Loader(Generic[K, V]):
     def __init__(self, batch: Batch[K, V]) -> None:
         self.batch = batch
 
-    def build(self, db: Database, running: "set[asyncio.Task[Any]]") -> "DataLoader[K, V]":
-        """A DataLoader over `db`; each batch, while it runs, is in `running`."""
+    def build(self, reads: Reads, running: "set[asyncio.Task[Any]]") -> "DataLoader[K, V]":
+        """A DataLoader reading through `reads`; each batch, while it runs, is in `running`."""
 
         async def run(keys: list[K]) -> list[V]:
             # aiodataloader runs each batch in a task of its own, which cancelling the
@@ -45,7 +45,7 @@ class Loader(Generic[K, V]):
             assert task is not None
             running.add(task)
             try:
-                async with db.read() as session:
+                async with reads.session() as session:
                     return list(await self.batch(session, keys, None))
             finally:
                 running.discard(task)
@@ -61,8 +61,8 @@ def _retrieved(future: "asyncio.Future[Any]") -> None:
 class RequestLoaders:
     """One request's dataloaders, each built the first time it is asked for."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
         self._built: dict[Loader[Any, Any], DataLoader[Any, Any]] = {}
         self._running: set[asyncio.Task[Any]] = set()
 
@@ -74,7 +74,7 @@ class RequestLoaders:
     def _get(self, loader: Loader[K, V]) -> "DataLoader[K, V]":
         built = self._built.get(loader)
         if built is None:
-            built = self._built[loader] = loader.build(self._db, self._running)
+            built = self._built[loader] = loader.build(self._reads, self._running)
         return built
 
     async def load(self, loader: Loader[K, V], key: K) -> V:

@@ -73,6 +73,18 @@ JOBS = Gauge(
     ["status"],
     multiprocess_mode="mostrecent",
 )
+REPLICA_LAG = Gauge(
+    "songbook_db_replica_lag_seconds",
+    "How far each read replica is behind the primary, as last checked.",
+    ["replica"],
+    multiprocess_mode="mostrecent",
+)
+REPLICA_IN_USE = Gauge(
+    "songbook_db_replica_in_use",
+    "1 while queries read from the replica, 0 while it is skipped (down or lagging).",
+    ["replica"],
+    multiprocess_mode="mostrecent",
+)
 
 ANONYMOUS = "anonymous"
 OTHER = "other"

@@ -681,7 +681,8 @@ class Run:
     async def operation(self, plan: Plan) -> dict[str, Any]:
         if all(root.kind == "typename" for root in plan.roots):
             return {root.key: root.declaration for root in plan.roots}
-        async with self.context.db.read_connection() as connection:
+        await self.context.read_from_replica()
+        async with self.context.reads.connection() as connection:
             self.repos = Repositories(connection)  # type: ignore[arg-type]
             data: dict[str, Any] = {}
             for root in plan.roots:

@@ -74,6 +74,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         # Hear job changes committed by any process on the database (PostgreSQL).
         await events.start()
+        # Know which replicas answer and keep up before the first query is routed.
+        await db.replicas.start()
         # What startup built (the schema, the mappers, the imported modules) lives as long
         # as the process: moved out of the collector's reach, its full passes stay short,
         # and so do the pauses they add to the slowest requests.
@@ -81,6 +83,7 @@ def create_app(
         try:
             yield {GOING_AWAY: view.go_away}
         finally:
+            await db.replicas.stop()
             await events.stop()
             await db.dispose()
 

@@ -1,5 +1,8 @@
 """Probes: /healthz (liveness) answers while the process runs; /readyz (readiness) only
-when the database answers and its schema is the one this code expects."""
+when the database answers and its schema is the one this code expects, and it lists how
+each read replica is doing."""
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -40,7 +43,10 @@ class Readiness:
         reason = await self.reason_not_ready()
         # A probe's answer is of this moment only.
         headers = {"cache-control": "no-store"}
-        if reason is not None:
-            body = {"status": "unavailable", "reason": reason}
-            return JSONResponse(body, status_code=503, headers=headers)
-        return JSONResponse({"status": "ready"}, headers=headers)
+        body: dict[str, Any] = (
+            {"status": "ready"} if reason is None else {"status": "unavailable", "reason": reason}
+        )
+        if self.db.replicas:
+            # Queries fall back to the primary: a replica's state never makes this not ready.
+            body["replicas"] = self.db.replicas.status()
+        return JSONResponse(body, status_code=200 if reason is None else 503, headers=headers)

@@ -28,6 +28,8 @@ from graph.core.metrics import (
     POOL_CHECKOUTS,
     POOL_CONNECTIONS,
     POOL_WAIT,
+    REPLICA_IN_USE,
+    REPLICA_LAG,
     STATEMENT_DURATION,
     statement_kind,
 )
@@ -45,16 +47,19 @@ _STARTED = "songbook_statement_started"
 _watched: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-def watch_database(
-    db: Database, *, metrics: bool, slow_seconds: float, role: str = "primary"
-) -> None:
-    """Time every statement `db` runs (for the metrics, and to log the slow ones), and
-    follow its pool; once per engine, however many apps share it."""
-    engine = db.engine.sync_engine
-    if engine in _watched:
-        return
-    _watched.add(engine)
+def watch_database(db: Database, *, metrics: bool, slow_seconds: float) -> None:
+    """Time every statement `db` runs, on the primary or a replica (for the metrics, and
+    to log the slow ones), and follow the primary's pool; once per engine, however many
+    apps share it."""
+    for engine, role in db.engines():
+        if engine.sync_engine not in _watched:
+            _watched.add(engine.sync_engine)
+            _time_statements(engine.sync_engine, role, metrics, slow_seconds)
+            if metrics and role == "primary":
+                _follow_pool(engine.sync_engine)
 
+
+def _time_statements(engine: sa.Engine, role: str, metrics: bool, slow_seconds: float) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def started(connection: Any, *_: Any) -> None:
         connection.info.setdefault(_STARTED, []).append(time.perf_counter())
@@ -75,8 +80,8 @@ def watch_database(
         if connection is not None and connection.info.get(_STARTED):
             connection.info[_STARTED].pop()
 
-    if not metrics:
-        return
+
+def _follow_pool(engine: sa.Engine) -> None:
     pool = engine.pool
     if isinstance(pool, TimedPool):
         pool.on_wait = POOL_WAIT.observe
@@ -109,6 +114,11 @@ class MetricsEndpoint:
         if refusal is not None:
             return refusal
         await self.count_jobs()
+        for replica in self.db.replicas.status():
+            number = str(replica["replica"])
+            REPLICA_IN_USE.labels(number).set(1 if replica["status"] == "ok" else 0)
+            if replica["lagSeconds"] is not None:
+                REPLICA_LAG.labels(number).set(replica["lagSeconds"])
         directory = os.environ.get(MULTIPROCESS_DIRECTORY)
         registry = REGISTRY
         if directory:

@@ -63,12 +63,12 @@ def tracing_middleware(db: Database, provider: TracerProvider | None) -> list[Mi
     tracing.use_provider(provider)
     if provider is None:
         return []
-    engine = db.engine.sync_engine
-    if engine not in _traced:
-        _traced.add(engine)
-        tracer = get_tracer("opentelemetry.instrumentation.sqlalchemy", tracer_provider=provider)
-        usage = NoOpMeterProvider().get_meter("songbook").create_up_down_counter("unused")
-        EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
+    tracer = get_tracer("opentelemetry.instrumentation.sqlalchemy", tracer_provider=provider)
+    usage = NoOpMeterProvider().get_meter("songbook").create_up_down_counter("unused")
+    for engine, _ in db.engines():
+        if engine.sync_engine not in _traced:
+            _traced.add(engine.sync_engine)
+            EngineTracer(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
     return [
         Middleware(
             OpenTelemetryMiddleware,

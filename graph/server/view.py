@@ -29,6 +29,7 @@ from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
+from strawberry.http.types import HTTPMethod
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
@@ -66,6 +67,7 @@ from graph.server.websocket import (
 from persistence.database import Database
 from persistence.errors import DatabaseTimeout, DatabaseUnavailable
 from persistence.events import JobEvents
+from persistence.replicas import parse_position
 
 logger = logging.getLogger("songbook.graph")
 
@@ -77,8 +79,11 @@ _RECORD = "songbook_record"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 # Failures that stop an operation for reasons of the server, not of the request, with the
 # status they get (under application/graphql-response+json) when no data came of it.
-_OUTAGE_STATUS = {"DATABASE_UNAVAILABLE": 503, "TIMEOUT": 504}
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+_OUTAGE_STATUS = {DATABASE_UNAVAILABLE: 503, "TIMEOUT": 504}
 TIMEOUT_MESSAGE = "The request took too long and was stopped"
+# The header a client sends back a mutation's extensions.readAfter in, to read its writes.
+READ_AFTER_HEADER = "songbook-read-after"
 SHUTTING_DOWN_MESSAGE = "The server is shutting down; send the request again"
 
 
@@ -114,6 +119,20 @@ def _body_limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return limited
+
+
+def read_after(request: Request) -> int | None:
+    """The write position a request must read (Songbook-Read-After), if it names one."""
+    header = request.headers.get(READ_AFTER_HEADER)
+    if header is None:
+        return None
+    position = parse_position(header)
+    if position is None:
+        raise HTTPError(
+            400,
+            "Songbook-Read-After must be a token from a mutation's extensions.readAfter",
+        )
+    return position
 
 
 def error_codes(result: ExecutionResult) -> list[str]:
@@ -183,6 +202,8 @@ class SongbookGraphQL(GraphQL[Context, None]):
         if isinstance(request, Request):
             # Found again if the request runs out of time, to stop its loaders too.
             setattr(request.state, _CONTEXT, context)
+            context.may_use_replica = bool(self.db.replicas)
+            context.read_after = read_after(request)
             context.identity = await self.identify(request)
         return context
 
@@ -464,7 +485,34 @@ class SongbookGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        method = request_adapter.method
+        result = await self.execute_once(request_adapter.method, context, request_data)
+        if context.reads.role == "replica" and DATABASE_UNAVAILABLE in _codes(result):
+            # The replica failed the query: it is skipped from now on, and the query (which
+            # writes nothing) runs again on the primary, so the client never sees it.
+            self.db.replicas.failed(context.reads, "a query failed on it")
+            context.read_from_primary()
+            result = await self.execute_once(request_adapter.method, context, request_data)
+        if (
+            context.record is not None
+            and context.record.operation_type == OperationType.MUTATION.value
+            and not is_request_error(result)
+        ):
+            await self.add_read_after(result)
+        return result
+
+    async def add_read_after(self, result: ExecutionResult) -> None:
+        """Hand a mutation's client the primary's write position after its commits, to
+        send back as Songbook-Read-After (PostgreSQL only: SQLite has no replicas)."""
+        try:
+            position = await self.db.write_position()
+        except (DatabaseUnavailable, DatabaseTimeout):
+            return  # the mutation's own answer says more than a missing token would
+        if position is not None:
+            result.extensions = {**(result.extensions or {}), "readAfter": position}
+
+    async def execute_once(
+        self, method: HTTPMethod, context: Context, request_data: GraphQLRequestData
+    ) -> ExecutionResult:
         # Subscriptions are served over WebSocket only.
         allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
         if method == "GET" and not self.allow_queries_via_get:
@@ -476,7 +524,7 @@ class SongbookGraphQL(GraphQL[Context, None]):
         try:
             return await self.schema.execute(
                 request_data.query,
-                root_value=root_value,
+                root_value=None,
                 variable_values=request_data.variables,
                 context_value=context,
                 operation_name=request_data.operation_name,
