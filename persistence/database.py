@@ -28,6 +28,7 @@ from persistence.errors import (
     ValidationError,
 )
 from persistence.models import Base
+from persistence.replicas import Replicas
 from persistence.settings import DatabaseSettings
 
 # Execution option that makes a SQLite transaction take the write lock when it begins, so a
@@ -248,8 +249,6 @@ class Database:
     the replicas queries may read from, when DATABASE_READ_URLS lists some."""
 
     def __init__(self, settings: DatabaseSettings) -> None:
-        from persistence.replicas import Replicas
-
         self.settings = settings
         self.engine: AsyncEngine = _create_engine(settings)
         # SQLite has one write lock and its busy handler polls for it unfairly: concurrent
@@ -266,9 +265,10 @@ class Database:
         self.primary = Reads(self.engine, "primary", self.session_info)
         # PostgreSQL's driver connections opened and not yet collected, to cut at disposal.
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        replicas = [self._engine_for(url) for url in settings.read_urls]
         self.replicas = Replicas(
-            self,
-            [self._engine_for(url) for url in settings.read_urls],
+            self.primary,
+            [Reads(engine, "replica", self.session_info) for engine in replicas],
             max_lag=settings.replica_max_lag,
             wait=settings.replica_wait_ms / 1000,
         )
@@ -287,7 +287,7 @@ class Database:
 
     def engines(self) -> list[tuple[AsyncEngine, str]]:
         """Every engine with its role: the primary's, then each replica's."""
-        return [(self.engine, "primary"), *((r.engine, "replica") for r in self.replicas)]
+        return [(self.engine, "primary"), *((r.engine, r.reads.role) for r in self.replicas)]
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

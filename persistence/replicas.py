@@ -23,15 +23,12 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from persistence.errors import DomainError
-
-if TYPE_CHECKING:
-    from persistence.database import Database, Reads
 
 logger = logging.getLogger("songbook.replicas")
 
@@ -59,12 +56,24 @@ def parse_position(text: str) -> int | None:
     return (int(match.group(1), 16) << 32) + int(match.group(2), 16)
 
 
+class Reads(Protocol):
+    """Where reads go (persistence.database.Reads): what choosing among them needs."""
+
+    engine: AsyncEngine
+    role: str
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]: ...
+
+
+R = TypeVar("R", bound=Reads)
+
+
 @dataclass(eq=False)
-class Replica:
+class Replica(Generic[R]):
     """One replica as the last check (or poll) found it."""
 
     number: int  # 1-based, in DATABASE_READ_URLS' order: how logs and /readyz name it
-    reads: "Reads"
+    reads: R
     # None while it has not answered, or when its last check failed.
     replayed: int | None = None
     # Seconds behind the primary at the last check (0 when caught up).
@@ -104,26 +113,15 @@ class _Written:
             self.samples.popleft()
 
 
-class Replicas:
-    """The replicas of one Database (none when DATABASE_READ_URLS is empty)."""
+class Replicas(Generic[R]):
+    """The replicas of one database (none when DATABASE_READ_URLS is empty), beside the
+    primary's reads, which queries fall back to."""
 
-    def __init__(
-        self,
-        db: "Database",
-        engines: Sequence[AsyncEngine],
-        *,
-        max_lag: float,
-        wait: float,
-    ) -> None:
-        from persistence.database import Reads
-
-        self.db = db
+    def __init__(self, primary: R, replicas: Sequence[R], *, max_lag: float, wait: float) -> None:
+        self.primary = primary
         self.max_lag = max_lag
         self.wait = wait
-        self._replicas = [
-            Replica(number, Reads(engine, "replica", db.session_info))
-            for number, engine in enumerate(engines, start=1)
-        ]
+        self._replicas = [Replica(number, reads) for number, reads in enumerate(replicas, start=1)]
         self._turns = itertools.count()
         self._written = _Written()
         # Frequent enough that a replica falling behind is skipped well within max_lag.
@@ -135,7 +133,7 @@ class Replicas:
         # The schema revision a replica must have replayed before queries may read it.
         self.head: str | None = None
 
-    def __iter__(self) -> Iterator[Replica]:
+    def __iter__(self) -> Iterator[Replica[R]]:
         return iter(self._replicas)
 
     def __bool__(self) -> bool:
@@ -143,24 +141,24 @@ class Replicas:
 
     # --- Choosing ------------------------------------------------------------------------
 
-    async def choose(self, read_after: int | None = None) -> "Reads":
+    async def choose(self, read_after: int | None = None) -> R:
         """Where a query reads: the next usable replica (one that has replayed past
         `read_after`, waiting up to `wait` for one), else the primary."""
         if not self._replicas:
-            return self.db.primary
+            return self.primary
         replica = self._next(read_after)
         if replica is None and read_after is not None and self.wait > 0:
             replica = await self._caught_up(read_after)
-        return self.db.primary if replica is None else replica.reads
+        return self.primary if replica is None else replica.reads
 
-    def failed(self, reads: "Reads", reason: str) -> None:
+    def failed(self, reads: R, reason: str) -> None:
         """A query found the replica behind `reads` failing: skip it until a check finds it
         answering again."""
         for replica in self._replicas:
             if replica.reads is reads:
                 self._mark(replica, f"down: {reason}", "down")
 
-    def _next(self, read_after: int | None) -> Replica | None:
+    def _next(self, read_after: int | None) -> Replica[R] | None:
         candidates = [
             r
             for r in self._replicas
@@ -171,7 +169,7 @@ class Replicas:
             return None
         return candidates[next(self._turns) % len(candidates)]
 
-    async def _caught_up(self, read_after: int) -> Replica | None:
+    async def _caught_up(self, read_after: int) -> Replica[R] | None:
         deadline = time.monotonic() + self.wait
         self._waiting += 1
         try:
@@ -198,13 +196,12 @@ class Replicas:
 
     # --- Checking ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Check every replica once, then keep checking in the background."""
+    async def start(self, head: str | None) -> None:
+        """Check every replica once, then keep checking in the background; a replica
+        whose schema is not at `head` (the newest migration) is skipped."""
         if not self._replicas:
             return
-        from persistence.migrate import head_revision
-
-        self.head = head_revision()
+        self.head = head
         await self.check()
         self._monitor = asyncio.create_task(self._monitor_loop())
 
@@ -229,7 +226,7 @@ class Replicas:
         now = time.monotonic()
         with contextlib.suppress(DomainError, TimeoutError):
             async with asyncio.timeout(CHECK_TIMEOUT):
-                async with self.db.read_connection() as connection:
+                async with self.primary.connection() as connection:
                     written = parse_position(str(await connection.scalar(_WRITTEN)))
             if written is not None:
                 self._written.add(now, written)
@@ -250,7 +247,7 @@ class Replicas:
                 self._mark(replica, None, "ok")
         self._written.forget_before(now - 2 * self.max_lag - self.interval)
 
-    async def _ask(self, replica: Replica, schema: bool = False) -> str | None:
+    async def _ask(self, replica: Replica[R], schema: bool = False) -> str | None:
         """How far `replica` has replayed (and, with `schema`, the revision its schema is
         at, returned); a replica that does not answer is marked down."""
         try:
@@ -279,7 +276,7 @@ class Replicas:
             replica.reason = "recovering"
         return revision[0] if revision else None
 
-    def _mark(self, replica: Replica, reason: str | None, state: str) -> None:
+    def _mark(self, replica: Replica[R], reason: str | None, state: str) -> None:
         replica.reason = reason
         if state == replica.state:
             return

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from persistence.migrate import downgrade, upgrade
 from tests import js
 from tests.live import ROOT, LiveServer, live_server
 from tests.replication import Cluster, server_binaries, streaming_cluster
@@ -263,3 +264,28 @@ async def test_a_read_after_that_is_not_a_position_is_refused(
         ]
     }
     assert await count(client, "Never") == 0
+
+
+async def test_a_replica_behind_the_newest_migration_is_skipped(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A migration the replica has not replayed yet (replay paused here) would fail its
+    queries: it is skipped whatever its lag, until it has replayed the migration."""
+    url = cluster.primary_url
+    await asyncio.to_thread(downgrade, url, "-1")
+    await cluster.caught_up()
+    await cluster.pause_replay()
+    try:
+        await asyncio.to_thread(upgrade, url)
+        with replicated(cluster, tmp_path, SONGBOOK_REPLICA_MAX_LAG_S="60") as server:
+            async with http_to(server) as http:
+                assert await replica_status(http) == "lagging"
+                title = f"Migrated {uuid.uuid4().hex}"
+                # Read from the primary: the replica does not have the song yet either.
+                await create(http, title)
+                assert await count(http, title) == 1
+                await cluster.resume_replay()
+                await eventually(lambda: _is(http, "ok"))
+        assert "its schema is not at the newest migration" in server.log()
+    finally:
+        await cluster.resume_replay()

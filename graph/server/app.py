@@ -27,6 +27,7 @@ from graph.server.tracing import from_environment, tracing_middleware
 from graph.server.view import SongbookGraphQL
 from persistence.database import Database
 from persistence.events import JobEvents
+from persistence.migrate import head_revision
 
 # Key of the lifespan state (ASGI's way for an app to hand its server something) holding
 # the coroutine function a server calls when it starts shutting down, before it closes
@@ -75,7 +76,7 @@ def create_app(
         # Hear job changes committed by any process on the database (PostgreSQL).
         await events.start()
         # Know which replicas answer and keep up before the first query is routed.
-        await db.replicas.start()
+        await db.replicas.start(head_revision())
         # What startup built (the schema, the mappers, the imported modules) lives as long
         # as the process: moved out of the collector's reach, its full passes stay short,
         # and so do the pauses they add to the slowest requests.
