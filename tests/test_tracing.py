@@ -95,3 +95,33 @@ async def test_without_a_provider_nothing_is_traced(db: Database) -> None:
         response = await http.post("/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 200
     assert tracing.provider() is None
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "strawberry"])
+async def test_an_unsampled_request_records_no_span_but_keeps_its_trace_id(
+    compiled: bool,
+    db: Database,
+    exported: tuple[TracerProvider, InMemorySpanExporter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The caller decided not to sample (traceparent flags 00), and the default sampler
+    follows its parent: no span at all, neither the operation's nor a statement's, and
+    the log line still names the trace."""
+    provider, exporter = exported
+    await add_songs(db, 2, jobs_per_song=1)
+    app = create_app(Settings(compiled=compiled), db=db, tracer_provider=provider)
+    unsampled = TRACEPARENT[:-2] + "00"
+    transport = httpx.ASGITransport(app=app)
+    with caplog.at_level(logging.INFO, logger="songbook.requests"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://songbook.test") as http:
+            response = await http.post(
+                "/graphql",
+                json={
+                    "query": "query Few { songs(first: 2) { edges { node { title latestJob { id } } } } }"
+                },
+                headers={"traceparent": unsampled},
+            )
+    assert response.status_code == 200 and "errors" not in response.json()
+    assert exporter.get_finished_spans() == ()
+    (line,) = [r for r in caplog.records if r.name == "songbook.requests"]
+    assert line.trace_id == TRACE_ID  # type: ignore[attr-defined]

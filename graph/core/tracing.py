@@ -65,16 +65,23 @@ class _Untraced(SchemaExtension):
     """Stands in for OperationSpans while tracing is off."""
 
 
+def _unsampled() -> bool:
+    """Whether the operation runs inside a span (its HTTP request's) that records nothing:
+    every standard sampler would leave its children unrecorded too, so none is started."""
+    parent = trace.get_current_span()
+    return parent.get_span_context().is_valid and not parent.is_recording()
+
+
 def operation_spans() -> SchemaExtension:
-    """The tracing extension for one operation, when tracing is on."""
-    return _Untraced() if _provider is None else OperationSpans(_provider)
+    """The tracing extension for one operation, when tracing is on and it is sampled."""
+    return _Untraced() if _provider is None or _unsampled() else OperationSpans(_provider)
 
 
 @contextlib.contextmanager
 def compiled_operation_span(name: str | None) -> Iterator[Any]:
     """The compiled read path's operation span, with its execution span inside."""
     tracer = _tracer
-    if tracer is None:
+    if tracer is None or _unsampled():
         yield None
         return
     with tracer.start_as_current_span(

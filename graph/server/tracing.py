@@ -9,10 +9,13 @@ keeps it off.
 Spans: one per HTTP request (OpenTelemetry's ASGI middleware, continuing an incoming W3C
 `traceparent`), one per GraphQL operation with its parse, validate and resolver spans
 (graph/core/tracing.py), and one per SQL statement (OpenTelemetry's SQLAlchemy engine
-tracer, attached to Songbook's engine only, with the statement's text and never its
-parameters). opentelemetry-instrumentation-sqlalchemy 0.66b2 declares SQLAlchemy < 2.1;
-Songbook pins 2.1.9, which its engine tracer serves as it is (tests/test_tracing.py), so
-the dependency check it would run on `instrument()` is not involved.
+tracer, attached to Songbook's engines only, with the statement's text and never its
+parameters) inside a request or operation that is sampled: a statement of an unsampled
+one, or of none (the replica checks, the job counts), gets no span at all, which spares
+every statement the tracer's own work when sampling is off.
+opentelemetry-instrumentation-sqlalchemy 0.66b2 declares SQLAlchemy < 2.1; Songbook pins
+2.1.9, which its engine tracer serves as it is (tests/test_tracing.py), so the dependency
+check it would run on `instrument()` is not involved.
 """
 
 import functools
@@ -26,13 +29,24 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import get_tracer
+from opentelemetry.trace import get_current_span, get_tracer
 from starlette.middleware import Middleware
 
 from graph.core import tracing
 from persistence.database import Database
 
 _traced: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+class StatementTracer(EngineTracer):
+    """OpenTelemetry's engine tracer, for statements whose request or operation is being
+    recorded only. It would start a span for every statement, each asking the sampler and
+    gathering the connection's attributes, even under a parent that records nothing."""
+
+    def _before_cur_exec(self, conn: Any, cursor: Any, statement: Any, *rest: Any) -> Any:
+        if not get_current_span().is_recording():
+            return statement, rest[0]
+        return super()._before_cur_exec(conn, cursor, statement, *rest)  # type: ignore[no-untyped-call]
 
 
 def configured() -> bool:
@@ -68,7 +82,7 @@ def tracing_middleware(db: Database, provider: TracerProvider | None) -> list[Mi
     for engine, _ in db.engines():
         if engine.sync_engine not in _traced:
             _traced.add(engine.sync_engine)
-            EngineTracer(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
+            StatementTracer(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
     return [
         Middleware(
             OpenTelemetryMiddleware,
@@ -76,5 +90,8 @@ def tracing_middleware(db: Database, provider: TracerProvider | None) -> list[Mi
             excluded_urls="healthz,readyz,metrics",
             # One span for the request: none for each ASGI message it receives or sends.
             exclude_spans=["receive", "send"],
+            # Songbook's metrics are Prometheus' (graph/core/metrics.py): the middleware's
+            # own HTTP metrics would go nowhere, so they are not even recorded.
+            meter_provider=NoOpMeterProvider(),
         )
     ]

@@ -65,6 +65,7 @@ class Runs:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     client_cpu: float = 0.0  # the load generator's CPU seconds while driving it
+    round_rates: list[float] = field(default_factory=list)  # requests/s of each round
 
     @property
     def rate(self) -> float:
@@ -214,6 +215,7 @@ async def drive(target: Target, op: Operation, seconds: float, runs: Runs | None
     cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(client(http) for http in target.clients))
     if runs is not None:
+        runs.round_rates.append(count / (time.perf_counter() - started))
         runs.seconds += time.perf_counter() - started
         runs.client_cpu += time.process_time() - cpu
         runs.requests += count
