@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 GRAPHIQL := graph/server/graphiql
 CLIENTS := tests/clients
 
-.PHONY: install run test lint typecheck pytest schema migrate seed bench clean
+.PHONY: install run test lint typecheck pytest schema migrate seed bench bench-search clean
 .PHONY: graphiql-assets clients chromium
 
 install: $(VENV)/.installed graphiql-assets
@@ -88,6 +88,14 @@ bench: install
 	$(BIN)/python -m tests.benchmarks.statement_shapes $(BENCH_DB)
 	$(BIN)/python -m tests.benchmarks.plan_cache
 	$(BIN)/python -m tests.benchmarks.observability $(BENCH_DB)
+
+# Search over a million songs, on SQLite and on PostgreSQL ($(POSTGRES), or this machine's),
+# seeded once and kept for later runs (.bench/ and the database songbook_bench_search_N).
+SEARCH_POSTGRES := $(or $(POSTGRES),postgresql://postgres@127.0.0.1:5432/postgres)
+
+bench-search: install
+	$(BIN)/python -m tests.benchmarks.search
+	$(BIN)/python -m tests.benchmarks.search --postgres $(SEARCH_POSTGRES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache test-artifacts

@@ -78,3 +78,8 @@ class SubscriberTooSlow(DomainError):
             f"Too slow: more than {limit} events were waiting to be sent; subscribe again"
         )
         self.limit = limit
+
+
+class MigrationRefused(Exception):
+    """A migration cannot run on this database as it is; the message says why and what to
+    do, in one line fit to print."""

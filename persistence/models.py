@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from persistence.ids import new_id
 
@@ -21,6 +21,22 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def fold(text: str | None) -> str:
+    """A title or an artist as search compares it: Python's Unicode lower-casing. Folded
+    here, not by the database, whose lower() differs (SQLite folds ASCII only, and
+    PostgreSQL as its locale says), so both find exactly the same songs."""
+    return (text or "").lower()
+
+
+def _folded(column: str) -> Any:
+    """The default of `column`'s folded copy, for inserts that do not set it (Core's)."""
+
+    def default(context: Any) -> str:
+        return fold(context.get_current_parameters().get(column))
+
+    return default
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -78,6 +94,21 @@ def _values(enum_class: type[enum.StrEnum]) -> list[str]:
     return [member.value for member in enum_class]
 
 
+# What the migrations build beside the models' tables and indexes, in shapes reflection
+# cannot read back (an expression index, trigram indexes, a full-text table and what it
+# keeps): left out when the models are compared with the database.
+MIGRATION_OWNED = frozenset(
+    {
+        "ix_songs_artist_sort",
+        "ix_songs_title_folded_trigrams",
+        "ix_songs_artist_folded_trigrams",
+        # SQLite: the search table's key (migrations/versions/0006_index_song_search.py).
+        "search_key",
+        "uq_songs_search_key",
+    }
+)
+
+
 class Base(DeclarativeBase):
     """Declarative base whose MetaData names every constraint and index the same way."""
 
@@ -115,10 +146,23 @@ class Song(Base):
     date_added: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+    # What search reads (see `fold`): kept by the model whenever a title or artist is set,
+    # never loaded with a song.
+    title_folded: Mapped[str] = mapped_column(
+        sa.Text, default=_folded("title"), server_default="", deferred=True
+    )
+    artist_folded: Mapped[str] = mapped_column(
+        sa.Text, default=_folded("artist"), server_default="", deferred=True
+    )
 
     jobs: Mapped[list["Job"]] = relationship(
         back_populates="song", lazy="raise", passive_deletes=True
     )
+
+    @validates("title", "artist")
+    def _fold(self, key: str, value: str | None) -> str | None:
+        setattr(self, f"{key}_folded", fold(value))
+        return value
 
     @property
     def artist_sort_key(self) -> str:

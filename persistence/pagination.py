@@ -79,6 +79,19 @@ class KeysetOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class Count:
+    """How many rows a list holds, or that it holds at least `value` when `capped` (a
+    count that stopped rather than read on)."""
+
+    value: int
+    capped: bool = False
+
+    @classmethod
+    def of(cls, counted: "int | Count") -> "Count":
+        return counted if isinstance(counted, Count) else cls(counted)
+
+
+@dataclass(frozen=True, slots=True)
 class PageRequest:
     """What a client asked for: `first` rows after a cursor, or `last` rows before one."""
 

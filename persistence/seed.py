@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.database import Database
 from persistence.ids import new_id
-from persistence.models import Base, JobStatus, SongSource
+from persistence.models import Base, JobStatus, SongSource, fold
 from persistence.settings import DatabaseSettings
 
 ARTISTS = [
@@ -204,11 +204,15 @@ def _song_rows(
             jobs.append(job)
         stem = f"/library/{song_id}"
         has_stems = newest is JobStatus.COMPLETED
+        title = f"{rng.choice(WORDS)} {rng.choice(NOUNS)}"
+        artist = rng.choice(ARTISTS)
         songs.append(
             {
                 "id": song_id,
-                "title": f"{rng.choice(WORDS)} {rng.choice(NOUNS)}",
-                "artist": rng.choice(ARTISTS),
+                "title": title,
+                "artist": artist,
+                "title_folded": fold(title),
+                "artist_folded": fold(artist),
                 "album": rng.choice([None, f"{rng.choice(WORDS)} Sessions"]),
                 "source": source,
                 "youtube_id": ids.new() if source is SongSource.YOUTUBE else None,
@@ -220,6 +224,35 @@ def _song_rows(
             }
         )
     return songs, jobs
+
+
+async def _insert(session: AsyncSession, table: sa.Table, rows: list[Row]) -> None:
+    """Add `rows` (all with the same keys) as fast as the database takes them: PostgreSQL
+    through COPY, SQLite through one prepared INSERT run for every row; either way with
+    each value as its column's type binds it, and no per-row work of the ORM's."""
+    if not rows:
+        return
+    connection = await session.connection()
+    columns = list(rows[0])
+    if connection.dialect.name == "postgresql":
+        raw = await connection.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table.name, records=[tuple(row.values()) for row in rows], columns=columns
+        )
+        return
+    binders = [table.c[name].type._cached_bind_processor(connection.dialect) for name in columns]
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    records = [
+        tuple(
+            value if bind is None else bind(value)
+            for value, bind in zip(row.values(), binders, strict=True)
+        )
+        for row in rows
+    ]
+    await connection.exec_driver_sql(
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})", records
+    )
 
 
 def _progress(done: int, total: int) -> None:
@@ -277,8 +310,8 @@ async def seed_library(
                 song_rows, job_rows = _song_rows(done, count, start, rng, ids, unfinished)
                 async with db.transaction() as session:
                     await _avoid_existing(session, song_rows, ids)
-                    await session.execute(SONGS.insert(), song_rows)
-                    await session.execute(JOBS.insert(), job_rows)
+                    await _insert(session, SONGS, song_rows)
+                    await _insert(session, JOBS, job_rows)
                 done += count
                 jobs += len(job_rows)
                 _progress(done, songs)

@@ -91,6 +91,7 @@ from graph.core.relay import GlobalId, Node
 from graph.core.settings import Settings
 from graph.core.tracing import compiled_operation_span
 from persistence.errors import DatabaseTimeout, DatabaseUnavailable, DomainError
+from persistence.pagination import Count
 
 logger = logging.getLogger("songbook.graph")
 
@@ -102,7 +103,7 @@ MAX_DIRECTIVE_VARIABLES = 4
 MAX_SHAPES = 64
 
 # What a field of a plan writes (the second item of each entry).
-VALUE, ID, TYPENAME, RELATED, EDGES, PAGE_INFO, TOTAL, CURSOR, NODE = range(9)
+VALUE, ID, TYPENAME, RELATED, EDGES, PAGE_INFO, TOTAL, TOTAL_CAPPED, CURSOR, NODE = range(10)
 # Scalars whose values are written as read: the database already holds them as such.
 _AS_READ = (GraphQLString, GraphQLID, GraphQLInt, GraphQLBoolean, GraphQLFloat)
 # PageInfo's fields, as the attributes of a Page that answer them.
@@ -585,9 +586,9 @@ class _Compiler:
             name = field_details[0].node.name.value
             if name == "__typename":
                 entries.append((key, TYPENAME, connection_type.name))
-            elif name == "totalCount":
+            elif name in ("totalCount", "totalCountIsCapped"):
                 counted = True
-                entries.append((key, TOTAL, None))
+                entries.append((key, TOTAL if name == "totalCount" else TOTAL_CAPPED, None))
             elif name == "pageInfo":
                 entries.append((key, PAGE_INFO, self.page_info(connection_type, field_details)))
             elif name == "edges":
@@ -733,7 +734,7 @@ class Run:
         assert self.repos is not None
         listed = await declaration.fetch(self.repos, plan.columns, **arguments)
         self.started = True
-        count = await listed.count(self.repos) if plan.counted else None
+        count = Count.of(await listed.count(self.repos)) if plan.counted else None
         nodes = [await self.objects(node, listed.page.rows) for node in plan.nodes]
         return self.connection(plan, listed.page, nodes, count)
 
@@ -796,9 +797,10 @@ class Run:
         found = await declaration.pages.batch(
             self.reader, [(parent, request) for parent in parents], connection.columns
         )
-        counts: Sequence[int | None] = [None] * len(parents)
+        counts: Sequence[Count | None] = [None] * len(parents)
         if connection.counted:
-            counts = await declaration.counts.batch(self.reader, parents, None)
+            counted = await declaration.counts.batch(self.reader, parents, None)
+            counts = [Count.of(c) for c in counted]
         every_row = [row for page in found for row in page.rows]
         nodes = [await self.objects(node, every_row) for node in connection.nodes]
         written, start = [], 0
@@ -809,7 +811,7 @@ class Run:
         return written
 
     def connection(
-        self, plan: ConnectionPlan, page: Any, nodes: list[list[Any]], count: int | None
+        self, plan: ConnectionPlan, page: Any, nodes: list[list[Any]], count: Count | None
     ) -> dict[str, Any]:
         written: dict[str, Any] = {}
         for key, kind, detail in plan.entries:
@@ -818,7 +820,9 @@ class Run:
             elif kind == PAGE_INFO:
                 written[key] = self.page_info(detail, page)
             elif kind == TOTAL:
-                written[key] = count
+                written[key] = None if count is None else count.value
+            elif kind == TOTAL_CAPPED:
+                written[key] = None if count is None else count.capped
             else:
                 written[key] = detail
         return written

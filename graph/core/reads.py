@@ -33,7 +33,7 @@ from graph.core.fields import READS, column_fields, selected_columns, sub_select
 from graph.core.loaders import Loader
 from graph.core.relay import After, Before, Connection, First, GlobalId, Last, Node, page_request
 from persistence.errors import ValidationError
-from persistence.pagination import KeysetOrder, Page, PageRequest
+from persistence.pagination import Count, KeysetOrder, Page, PageRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,7 @@ class Listed:
     """What a root connection's fetch found: the page, and how to count the whole list."""
 
     page: Page[Any]
-    count: Callable[[Repositories], Awaitable[int]]
+    count: Callable[[Repositories], Awaitable[int | Count]]
 
 
 # fetch(repos, columns, **arguments): `columns` are the column keys the selection reads
@@ -212,7 +212,7 @@ async def listing(info: Info, fetch: ListFetch, **arguments: Any) -> Connection[
         for row in listed.page.rows:
             context.loaders.prime(node_type.by_id, row.id, row)
 
-    async def count() -> int:
+    async def count() -> int | Count:
         async with context.read() as repos:
             return await listed.count(repos)
 

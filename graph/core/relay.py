@@ -7,6 +7,7 @@ always the same error, `BAD_USER_INPUT`. A well-formed id of another type's obje
 simply not an object of the type asked for: null in queries, NotFoundError in mutations.
 """
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from graph.core.errors import BadUserInput
 from graph.core.loaders import Loader
 from persistence.errors import ValidationError
 from persistence.ids import is_valid_id
-from persistence.pagination import Page, PageRequest
+from persistence.pagination import Count, Page, PageRequest
 
 NodeType = TypeVar("NodeType")
 
@@ -116,18 +117,35 @@ class Edge(Generic[NodeType]):
 class Connection(Generic[NodeType]):
     edges: list[Edge[NodeType]] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page sits in the list.")
-    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+    counter: strawberry.Private[Callable[[], Awaitable[int | Count]]]
+    counting: strawberry.Private["asyncio.Future[int | Count] | None"] = None
 
-    @strawberry.field(description="How many items the whole list holds; counted only if asked.")
+    async def count(self) -> Count:
+        """The list's count, asked of the database once however many fields read it."""
+        if self.counting is None:
+            self.counting = asyncio.ensure_future(self.counter())
+        return Count.of(await asyncio.shield(self.counting))
+
+    @strawberry.field(
+        description="How many items the whole list holds (counted only if asked); for a "
+        "search, at most 10,000: see totalCountIsCapped."
+    )
     async def total_count(self) -> int:
-        return await self.counter()
+        return (await self.count()).value
+
+    @strawberry.field(
+        description="Whether totalCount stopped counting at its cap (10,000, a search's) "
+        "and more items match: GitHub's search caps its counts the same way."
+    )
+    async def total_count_is_capped(self) -> bool:
+        return (await self.count()).capped
 
     @classmethod
     def from_page(
         cls,
         page: Page[Any],
         convert: Callable[[Any], NodeType],
-        counter: Callable[[], Awaitable[int]],
+        counter: Callable[[], Awaitable[int | Count]],
     ) -> "Connection[NodeType]":
         nodes: Sequence[NodeType] = [convert(row) for row in page.rows]
         cursors = page.cursors

@@ -1,4 +1,5 @@
-"""The `songbook` command: serve, migrate, export-schema, seed, token, backup, restore."""
+"""The `songbook` command: serve, migrate, export-schema, seed, token, backup, restore,
+search."""
 
 import argparse
 import asyncio
@@ -43,10 +44,14 @@ def database_named(url: str) -> Iterator[None]:
 
 
 def migrate(settings: DatabaseSettings) -> None:
+    from persistence.errors import MigrationRefused
     from persistence.migrate import upgrade
 
     with database_named(settings.url):
-        upgrade(settings.url)
+        try:
+            upgrade(settings.url)
+        except MigrationRefused as error:
+            raise DatabaseUnusable(str(error)) from None
 
 
 def export_schema(path: Path | None) -> None:
@@ -100,6 +105,28 @@ def backup_or_restore(args: argparse.Namespace, settings: DatabaseSettings) -> N
                 print(f"restored {args.path} (schema {revision}) into {label}, migrated to head")
     except BackupError as error:
         sys.exit(f"songbook: {error}")
+
+
+def rebuild_search(settings: DatabaseSettings) -> None:
+    from persistence.database import Database
+    from persistence.search import rebuild_search
+    from persistence.seed import database_label
+
+    migrate(settings)
+
+    async def rebuild() -> tuple[int, int]:
+        db = Database(settings)
+        try:
+            return await rebuild_search(db)
+        finally:
+            await db.dispose()
+
+    with database_named(settings.url):
+        songs, refolded = asyncio.run(rebuild())
+    print(
+        f"rebuilt the search index of {database_label(settings.url)}: {songs} songs, "
+        f"{refolded} folded again"
+    )
 
 
 def seed(args: argparse.Namespace, settings: DatabaseSettings) -> None:
@@ -321,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: random per run)"
         ),
     )
+    search_parser = commands.add_parser(
+        "search",
+        help="look after the search index",
+        description="Look after what song search reads: `rebuild` folds every title and "
+        "artist again and rebuilds the search index from the songs (after rows were "
+        "written around Songbook, in SQL by hand).",
+    )
+    search_commands = search_parser.add_subparsers(dest="search_command", required=True)
+    search_commands.add_parser("rebuild", help="fold every song again, rebuild the index")
     backup_parser = commands.add_parser(
         "backup",
         help="write a consistent snapshot of the database to a new file",
@@ -388,6 +424,8 @@ def run(args: argparse.Namespace) -> None:
         token(args, settings)
     elif args.command in ("backup", "restore"):
         backup_or_restore(args, settings)
+    elif args.command == "search":
+        rebuild_search(settings)
 
 
 if __name__ == "__main__":

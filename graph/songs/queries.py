@@ -11,6 +11,7 @@ from graph.core.relay import After, Before, Connection, First, Last, page_reques
 from graph.songs.types import Song, SongOrder, SongSortField, SortDirection
 from persistence.errors import ValidationError
 from persistence.models import SongSource
+from persistence.pagination import Count
 from persistence.repositories import SongFilter, SongRepository, SongSort, song_order
 from persistence.repositories.base import Columns
 
@@ -43,7 +44,7 @@ async def list_songs(
     except ValidationError as error:
         raise BadUserInput.of(error) from None
 
-    async def count(repos: Repositories) -> int:
+    async def count(repos: Repositories) -> Count:
         return await repos(SongRepository).count_matching(filter)
 
     return Listed(page, count)

@@ -1,0 +1,75 @@
+"""`songbook search rebuild`: search's own copies of the songs made again from the songs.
+
+The model keeps them as songs are written (persistence.models.fold, the triggers of
+migrations/versions/0006_index_song_search.py). A rebuild is for what went around it: rows
+written by hand in SQL, or a search table damaged or restored apart from its songs.
+It folds every title and artist again, then refills SQLite's search table, or rebuilds
+PostgreSQL's trigram indexes, in one transaction.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.database import Database
+from persistence.models import Song, fold
+
+BATCH = 5000
+TRIGRAM_INDEXES = ("ix_songs_title_folded_trigrams", "ix_songs_artist_folded_trigrams")
+
+
+async def rebuild_search(db: Database) -> tuple[int, int]:
+    """Fold every song again and rebuild the search index: (songs, songs refolded)."""
+    async with db.transaction() as session:
+        songs, refolded = await _refold(session)
+        if db.dialect == "sqlite":
+            for statement in (
+                # A song written while the triggers were absent has no key yet.
+                "UPDATE songs SET search_key = rowid + "
+                "(SELECT coalesce(max(search_key), 0) FROM songs) WHERE search_key IS NULL",
+                "DELETE FROM songs_search",
+                "INSERT INTO songs_search (rowid, title, artist) "
+                "SELECT search_key, title_folded || char(31, 31), "
+                "artist_folded || char(31, 31) FROM songs",
+                "INSERT INTO songs_search (songs_search) VALUES ('optimize')",
+            ):
+                await session.execute(sa.text(statement))
+        else:
+            for index in TRIGRAM_INDEXES:
+                await session.execute(sa.text(f"REINDEX INDEX {index}"))
+    return songs, refolded
+
+
+async def _refold(session: AsyncSession) -> tuple[int, int]:
+    songs = refolded = 0
+    last = ""
+    while True:
+        rows = (
+            await session.execute(
+                sa.select(Song.id, Song.title, Song.artist, Song.title_folded, Song.artist_folded)
+                .where(Song.id > last)
+                .order_by(Song.id)
+                .limit(BATCH)
+            )
+        ).all()
+        if not rows:
+            return songs, refolded
+        stale = [
+            {"key": row.id, "title_value": fold(row.title), "artist_value": fold(row.artist)}
+            for row in rows
+            if (row.title_folded, row.artist_folded) != (fold(row.title), fold(row.artist))
+        ]
+        if stale:
+            songs_table = Song.__table__
+            assert isinstance(songs_table, sa.Table)
+            await session.execute(
+                sa.update(songs_table)
+                .where(songs_table.c.id == sa.bindparam("key"))
+                .values(
+                    title_folded=sa.bindparam("title_value"),
+                    artist_folded=sa.bindparam("artist_value"),
+                ),
+                stale,
+            )
+        songs += len(rows)
+        refolded += len(stale)
+        last = rows[-1].id
