@@ -63,6 +63,16 @@ class KeysetOrder:
         )
         return key < bound if descending else key > bound
 
+    def within_parameters(self, name: str, *, reverse: bool = False) -> sa.ColumnElement[bool]:
+        """The rows up to parameters `name_0`, `name_1`... in this order, those included:
+        the complement of `beyond_parameters`, as one range of the same index."""
+        descending = self.descending != reverse
+        key = sa.tuple_(*self.columns)
+        bound = sa.tuple_(
+            *(sa.bindparam(f"{name}_{i}", type_=c.type) for i, c in enumerate(self.columns))
+        )
+        return key >= bound if descending else key <= bound
+
     def labelled(self) -> list[KeyColumn]:
         """The sort columns, each named as the row attribute cursors read it from, for a
         select of plain rows."""

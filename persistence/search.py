@@ -14,7 +14,11 @@ from persistence.database import Database
 from persistence.models import Song, fold
 
 BATCH = 5000
-TRIGRAM_INDEXES = ("ix_songs_title_folded_trigrams", "ix_songs_artist_folded_trigrams")
+# PostgreSQL's trigram indexes, by name, with the column each serves.
+TRIGRAM_INDEXES = {
+    "ix_songs_title_folded_trigrams": "title_folded",
+    "ix_songs_artist_folded_trigrams": "artist_folded",
+}
 
 
 async def rebuild_search(db: Database) -> tuple[int, int]:

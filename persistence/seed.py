@@ -27,8 +27,10 @@ finds nothing to claim. Unfinished jobs are opt-in, because workers act on them:
   first `claimJob` takes it over and starts it again from 0.
 """
 
+import asyncio
 import random
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.ids import new_id
 from persistence.models import Base, JobStatus, SongSource, fold
+from persistence.search import TRIGRAM_INDEXES
 from persistence.settings import DatabaseSettings
 
 ARTISTS = [
@@ -94,6 +97,9 @@ RETRY_GAP = timedelta(minutes=10)  # between a song's attempts
 HISTORY_MARGIN = timedelta(hours=1)
 LAPSED_LEASE = timedelta(seconds=60)  # the lease a seeded PROCESSING job had, long gone
 IN_CHUNK = 500  # youtube ids per `IN (...)` lookup, well below any bind-parameter limit
+# Songs from which a load into an empty PostgreSQL library builds its search indexes once,
+# at the end, rather than row by row.
+DEFER_INDEXES_FROM = 50_000
 
 
 Row = dict[str, object]
@@ -118,8 +124,14 @@ class _YouTubeIds:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.used: set[str] = set()
+        # Batches are made in a thread while the one before may draw ids again.
+        self.lock = threading.Lock()
 
     def new(self) -> str:
+        with self.lock:
+            return self._new()
+
+    def _new(self) -> str:
         while True:
             candidate = "".join(self.rng.choices(YOUTUBE_ALPHABET, k=10))
             candidate += self.rng.choice(YOUTUBE_LAST)
@@ -255,6 +267,28 @@ async def _insert(session: AsyncSession, table: sa.Table, rows: list[Row]) -> No
     )
 
 
+async def _defer_search_indexes(db: Database, songs: int) -> bool:
+    """Before a large load into an empty library on PostgreSQL, drop the trigram indexes,
+    to build them once at the end: kept up row by row, they cost several times the load
+    itself. Whether they were dropped."""
+    if db.dialect != "postgresql" or songs < DEFER_INDEXES_FROM:
+        return False
+    async with db.transaction() as session:
+        for name in TRIGRAM_INDEXES:
+            await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+    return True
+
+
+async def _create_search_indexes(db: Database) -> None:
+    async with db.transaction() as session:
+        for name, column in TRIGRAM_INDEXES.items():
+            await session.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON songs USING gin ({column} gin_trgm_ops)"
+                )
+            )
+
+
 def _progress(done: int, total: int) -> None:
     width = 40
     filled = width * done // max(total, 1)
@@ -304,12 +338,32 @@ async def seed_library(
     db = Database(settings)
     done = jobs = 0
     try:
+        async with db.read() as session:
+            # Ids never collide within a run: only songs already there could hold one.
+            had_songs = bool(await session.scalar(sa.select(SONGS.c.id).limit(1)))
+        deferred = not had_songs and await _defer_search_indexes(db, songs)
         try:
+            # Each batch is made in a thread while the one before is written: the
+            # database's work and Python's overlap.
+            batch = asyncio.to_thread(
+                _song_rows, 0, min(batch_size, songs), start, rng, ids, unfinished
+            )
             while done < songs:
                 count = min(batch_size, songs - done)
-                song_rows, job_rows = _song_rows(done, count, start, rng, ids, unfinished)
+                song_rows, job_rows = await batch
+                if done + count < songs:
+                    batch = asyncio.to_thread(
+                        _song_rows,
+                        done + count,
+                        min(batch_size, songs - done - count),
+                        start,
+                        rng,
+                        ids,
+                        unfinished,
+                    )
                 async with db.transaction() as session:
-                    await _avoid_existing(session, song_rows, ids)
+                    if had_songs:
+                        await _avoid_existing(session, song_rows, ids)
                     await _insert(session, SONGS, song_rows)
                     await _insert(session, JOBS, job_rows)
                 done += count
@@ -318,6 +372,8 @@ async def seed_library(
         finally:
             if done:
                 sys.stderr.write("\n")  # ends the progress line, also when a batch fails
+            if deferred:
+                await _create_search_indexes(db)
         if done:
             # The planner's statistics lag a bulk load until autovacuum catches up; with
             # them stale, PostgreSQL scans every job for a page's latest jobs (~90 ms on

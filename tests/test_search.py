@@ -361,3 +361,54 @@ async def test_search_rebuild_repairs_what_was_written_around_songbook(empty_url
     async with app_client(empty_url) as http:
         for term in ("hand written", "mira", "ni", "o", "ght"):
             assert await found(http, term) == expected(library, term), term
+
+
+def relevance(song: Stored, term: str) -> int:
+    wanted, title = term.strip().lower(), song.title.lower()
+    if title == wanted:
+        return 4
+    if title.startswith(wanted):
+        return 3
+    if f" {wanted}" in title:
+        return 2
+    return 1 if wanted in title else 0
+
+
+RELEVANT = """query Relevant($q: String!, $after: String, $direction: SortDirection!) {
+  songs(search: $q, first: 7, after: $after, orderBy: {field: RELEVANCE, direction: $direction}) {
+    edges { node { id } } pageInfo { hasNextPage endCursor } } }"""
+
+
+@pytest.mark.parametrize("direction", ["DESC", "ASC"])
+@pytest.mark.parametrize("term", ["river", "neon", "he", "e", "midnight heart", "ǆ", "zzz"])
+async def test_relevance_pages_through_every_match_in_order(
+    http: httpx.AsyncClient, library: list[Stored], term: str, direction: str
+) -> None:
+    ids, after = [], None
+    while True:
+        variables = {"q": term, "after": after, "direction": direction}
+        body = (
+            await http.post("/graphql", json={"query": RELEVANT, "variables": variables})
+        ).json()
+        assert "errors" not in body, body
+        songs = body["data"]["songs"]
+        ids += [edge["node"]["id"] for edge in songs["edges"]]
+        if not songs["pageInfo"]["hasNextPage"]:
+            break
+        after = songs["pageInfo"]["endCursor"]
+    ranked = sorted(
+        ((relevance(song, term), n, song) for n, song in enumerate(library) if matches(song, term)),
+        key=lambda ranked: (ranked[0], ranked[1], ranked[2].id),
+        reverse=direction == "DESC",
+    )
+    assert ids == [global_id("Song", song.id) for _, _, song in ranked]
+
+
+async def test_relevance_needs_a_search_term(http: httpx.AsyncClient) -> None:
+    body = (
+        await http.post(
+            "/graphql",
+            json={"query": "{ songs(orderBy: {field: RELEVANCE}) { totalCount } }"},
+        )
+    ).json()
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "orderBy"}

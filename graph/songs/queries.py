@@ -34,6 +34,8 @@ async def list_songs(
     if search is not None and len(search) > MAX_SEARCH_LENGTH:
         raise BadUserInput(f"search must be at most {MAX_SEARCH_LENGTH} characters", "search")
     filter = SongFilter(search=(search or "").strip() or None, source=source)
+    if order_by is not None and order_by.field == SongSortField.RELEVANCE and not filter.search:
+        raise BadUserInput("orderBy RELEVANCE needs a search term", "orderBy")
     order = song_order(
         SongSort(str((order_by.field if order_by else SongSortField.DATE_ADDED).value)),
         descending=(order_by.direction if order_by else SortDirection.DESC) == SortDirection.DESC,

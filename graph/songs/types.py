@@ -36,6 +36,12 @@ class SongSortField(Enum):
     ARTIST = strawberry.enum_value(
         "artist", description="The artist (songs without one first), then the id."
     )
+    RELEVANCE = strawberry.enum_value(
+        "relevance",
+        description="How well the title answers `search` (only with it): the whole title, "
+        "then its start, a word's start, anywhere in it, the artist only; newest first "
+        "among equals (DESC, the most relevant first).",
+    )
 
 
 @strawberry.enum(description="Sort direction.")

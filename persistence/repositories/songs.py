@@ -16,26 +16,57 @@ class SongSort(enum.StrEnum):
     DATE_ADDED = "date_added"
     TITLE = "title"
     ARTIST = "artist"
+    RELEVANCE = "relevance"
 
 
-_SORT_COLUMNS: dict[SongSort, tuple[KeyColumn, str]] = {
-    SongSort.DATE_ADDED: (Song.date_added, "date_added"),
-    SongSort.TITLE: (Song.title, "title"),
-    # Songs without an artist sort as if the artist were empty, on every dialect.
-    SongSort.ARTIST: (sa.func.coalesce(Song.artist, ""), "artist_sort_key"),
+def _relevance() -> sa.ColumnElement[int]:
+    """How well a song's title answers the search term (`term`, with the `prefix`, `word`
+    and `anywhere` patterns it makes), from 4 to 0: the whole title, its start, a word's start,
+    anywhere in it, or the artist only."""
+
+    def like(name: str) -> sa.ColumnElement[bool]:
+        return Song.title_folded.like(sa.bindparam(name), escape="\\")
+
+    return sa.case(
+        (Song.title_folded == sa.bindparam("term"), 4),
+        (like("prefix"), 3),
+        (like("word"), 2),
+        (like("anywhere"), 1),
+        else_=0,
+    )
+
+
+_SORT_COLUMNS: dict[SongSort, tuple[KeyColumn, ...]] = {
+    SongSort.DATE_ADDED: (Song.date_added,),
+    SongSort.TITLE: (Song.title,),
+    # Songs without an artist sort as if the artist were empty, on every dialect. The ''
+    # is written out, not bound, so that the expression is the index's own
+    # (ix_songs_artist_sort), which neither database would match with a parameter.
+    SongSort.ARTIST: (sa.func.coalesce(Song.artist, sa.literal_column("''", sa.String)),),
+    # The most relevant first (descending), the newest first among equals.
+    SongSort.RELEVANCE: (_relevance(), Song.date_added),
+}
+_SORT_ATTRIBUTES: dict[SongSort, tuple[str, ...]] = {
+    SongSort.DATE_ADDED: ("date_added",),
+    SongSort.TITLE: ("title",),
+    SongSort.ARTIST: ("artist_sort_key",),
+    SongSort.RELEVANCE: ("relevance", "date_added"),
 }
 
 
 @functools.cache
 def song_order(sort: SongSort = SongSort.DATE_ADDED, descending: bool = True) -> KeysetOrder:
     """The order of that name; one object per order, so statements can be cached by it."""
-    column, attribute = _SORT_COLUMNS[sort]
     return KeysetOrder(
         name=f"songs:{sort.value}:{'desc' if descending else 'asc'}",
-        columns=(column, Song.id),
-        attributes=(attribute, "id"),
+        columns=(*_SORT_COLUMNS[sort], Song.id),
+        attributes=(*_SORT_ATTRIBUTES[sort], "id"),
         descending=descending,
     )
+
+
+def by_relevance(order: KeysetOrder) -> bool:
+    return order.attributes[0] == "relevance"
 
 
 def escape_like(text: str) -> str:
@@ -58,6 +89,12 @@ MOST_EXPANDED = 300
 # SQLite's search table and its vocabulary (migrations/versions/0006_index_song_search.py).
 SEARCH_TABLE = "songs_search"
 SEARCH_VOCABULARY = "songs_search_vocabulary"
+# Every column of a song but search's own: the plain rows of a whole song.
+WHOLE_ROW = frozenset(
+    column.key for column in Song.__table__.columns if not column.key.endswith("_folded")
+)
+# What closes each column in SQLite's search table, twice (see the migration).
+CLOSING = "\x1f"
 SEARCH_KEY: sa.ColumnClause[int] = sa.literal_column("songs.search_key")
 
 
@@ -72,27 +109,60 @@ class SongFilter:
         return fold(self.search)
 
     def parameters(self) -> dict[str, Any]:
-        """The values `_matching`'s parameters take for this filter."""
+        """The values `_matching`'s (and `_relevance`'s) parameters take for this filter."""
         values: dict[str, Any] = {}
         if self.search:
-            values["pattern"] = f"%{escape_like(self.term)}%"
+            escaped = escape_like(self.term)
+            values["pattern"] = f"%{escaped}%"
+            values.update(
+                term=self.term, prefix=f"{escaped}%", word=f"% {escaped}%", anywhere=f"%{escaped}%"
+            )
         if self.source is not None:
             values["source"] = self.source
         return values
 
 
-def _like(title: Any, artist: Any) -> sa.ColumnElement[bool]:
+class Matching(enum.Enum):
+    """How a statement tells a song that holds the search term.
+
+    - LIKE: with the pattern as a parameter (SQLite, whose search table does the finding);
+    - INLINE: with the pattern written into the statement (PostgreSQL, three characters or
+      more): planned for each term, never with a generic plan that would take every
+      term for the same (a prepared statement switches to one after five runs), so the
+      planner weighs its trigram index against reading in order with the real pattern;
+    - POSITION: strpos() (PostgreSQL, one or two characters), which the trigram index
+      cannot serve: it would read its whole self for each.
+    """
+
+    NONE = "none"
+    LIKE = "like"
+    INLINE = "inline"
+    POSITION = "position"
+
+    @classmethod
+    def of(cls, dialect: str, term: str) -> "Matching":
+        if not term:
+            return cls.NONE
+        if dialect == "sqlite":
+            return cls.LIKE
+        return cls.INLINE if len(term) >= TRIGRAM else cls.POSITION
+
+
+def _like(title: Any, artist: Any, how: Matching = Matching.LIKE) -> sa.ColumnElement[bool]:
+    if how is Matching.POSITION:
+        term: sa.BindParameter[str] = sa.bindparam("term")
+        return sa.or_(sa.func.strpos(title, term) > 0, sa.func.strpos(artist, term) > 0)
     # Folded text against a folded pattern: LIKE's own case rules never come into it
     # (SQLite's folds ASCII, which folded text no longer holds in capitals).
-    pattern: sa.BindParameter[str] = sa.bindparam("pattern")
+    pattern: sa.BindParameter[str] = sa.bindparam("pattern", literal_execute=how is Matching.INLINE)
     return sa.or_(title.like(pattern, escape="\\"), artist.like(pattern, escape="\\"))
 
 
-def _matching(searching: bool, by_source: bool) -> list[sa.ColumnElement[bool]]:
+def _matching(searching: Matching, by_source: bool) -> list[sa.ColumnElement[bool]]:
     """SongFilter's conditions with their values left as parameters (`pattern`, `source`)."""
     clauses: list[sa.ColumnElement[bool]] = []
-    if searching:
-        clauses.append(_like(Song.title_folded, Song.artist_folded))
+    if searching is not Matching.NONE:
+        clauses.append(_like(Song.title_folded, Song.artist_folded, searching))
     if by_source:
         clauses.append(Song.source == sa.bindparam("source"))
     return clauses
@@ -107,11 +177,13 @@ class Plan(enum.Enum):
     """How a page of songs is read.
 
     - SCAN: the songs in order, each checked (no search; or the last resort of one);
-    - WALK: the first WALK_ROWS songs in order, each checked: a common term's page;
+    - WALK: the songs in order up to the `floor_N` key, WALK_ROWS songs past the page's
+      start (the WALK_FLOOR statement finds it), each checked: a common term's page;
     - INDEXED: every song the search index finds, then sorted: a rare term's page.
     """
 
     SCAN = "scan"
+    WALK_FLOOR = "walk floor"
     WALK = "walk"
     INDEXED = "indexed"
 
@@ -135,7 +207,9 @@ def _search_hits(dialect: str, materialized: bool) -> sa.CTE:
         )
         hits = hits.where(sa.text(f"{SEARCH_TABLE} MATCH :match"))
     else:
-        hits = sa.select(Song.id.label("key")).where(_like(Song.title_folded, Song.artist_folded))
+        hits = sa.select(Song.id.label("key")).where(
+            _like(Song.title_folded, Song.artist_folded, Matching.INLINE)
+        )
     cte = hits.cte("hits")
     return cte.prefix_with("MATERIALIZED") if materialized else cte
 
@@ -158,7 +232,7 @@ def _song_page(
     order: KeysetOrder,
     plan: Plan,
     dialect: str,
-    searching: bool,
+    searching: Matching,
     by_source: bool,
     backwards: bool,
     after: bool,
@@ -174,20 +248,41 @@ def _song_page(
         bounds.append(order.beyond_parameters("before", reverse=True))
     ordering = order.order_by(reverse=backwards)
     selected = _selected(columns, order)
-    if plan is Plan.WALK:
-        # The songs in order from where the page starts, WALK_ROWS of them at most, and of
-        # those the ones that match: one range of the order's index, however rare the term.
-        walked = (
-            sa.select(Song.id, Song.title_folded, Song.artist_folded)
+    if plan is Plan.WALK_FLOOR:
+        # The key of the song WALK_ROWS past the page's start: where a walk stops.
+        return (
+            sa.select(*order.labelled())
             .where(*bounds)
             .order_by(*ordering)
-            .limit(sa.bindparam("walk"))
-            .subquery("walked")
+            .limit(1)
+            .offset(sa.bindparam("walk"))
         )
-        statement = (
+    if plan is Plan.WALK:
+        # Those songs in order, each checked: one bounded range of the order's index,
+        # which a common term's page fills long before its end.
+        bounds.append(order.within_parameters("floor", reverse=backwards))
+        statement = sa.select(*selected).where(*_matching(searching, False), *bounds)
+    elif plan is Plan.INDEXED and dialect != "sqlite":
+        # PostgreSQL: the matching songs, read through the trigram indexes on their own
+        # (a materialized CTE fences them from the page's order and limit, which would
+        # walk an order's index instead), then sorted; their columns come along, where a
+        # join back to songs would be planned as a hash of the whole table.
+        hits = (
             sa.select(*selected)
-            .join_from(walked, Song, Song.id == walked.c.id)
-            .where(_like(walked.c.title_folded, walked.c.artist_folded))
+            .where(_like(Song.title_folded, Song.artist_folded, Matching.INLINE), *bounds)
+            .cte("hits")
+            .prefix_with("MATERIALIZED")
+        )
+        descending = order.descending != backwards
+        return (
+            sa.select(hits)
+            .order_by(
+                *(
+                    hits.c[name].desc() if descending else hits.c[name].asc()
+                    for name in order.attributes
+                )
+            )
+            .limit(sa.bindparam("limit"))
         )
     elif plan is Plan.INDEXED:
         statement = _joined_to_hits(sa.select(*selected), dialect).where(*bounds)
@@ -197,17 +292,25 @@ def _song_page(
 
 
 @functools.lru_cache(maxsize=16)
-def _song_count(searching: bool, by_source: bool, indexed: bool, dialect: str) -> sa.Select[Any]:
+def _song_count(
+    searching: Matching, by_source: bool, indexed: bool, dialect: str
+) -> sa.Select[Any]:
     """How many songs match; a search's count stops past SEARCH_COUNT_CAP."""
-    if not searching:
-        return sa.select(sa.func.count()).select_from(Song).where(*_matching(False, by_source))
+    if searching is Matching.NONE:
+        return sa.select(sa.func.count()).select_from(Song).where(*_matching(searching, by_source))
     matching = sa.select(sa.literal(1))
-    if indexed:
+    if indexed and dialect == "sqlite" and not by_source:
+        # SQLite's search table alone: its rows are the songs, and what it finds holds
+        # the term (without U+001F: see `count_matching`), so no song need be read.
+        matching = matching.select_from(sa.table(SEARCH_TABLE)).where(
+            sa.text(f"{SEARCH_TABLE} MATCH :match")
+        )
+    elif indexed:
         # Streamed, not materialized: the count stops at the cap, and so does the index.
         matching = _joined_to_hits(matching, dialect, materialized=False)
-        matching = matching.where(*_matching(False, by_source))
+        matching = matching.where(*_matching(Matching.NONE, by_source))
     else:
-        matching = matching.select_from(Song).where(*_matching(True, by_source))
+        matching = matching.select_from(Song).where(*_matching(searching, by_source))
     capped = matching.limit(SEARCH_COUNT_CAP + 1).subquery("capped")
     return sa.select(sa.func.count()).select_from(capped)
 
@@ -233,32 +336,51 @@ class SongRepository(Repository[Song]):
         search index, which finds a rare term's few songs wherever they are."""
         request = request.validated()
         order = order or song_order()
+        if columns is None and (by_relevance(order) or filter.term):
+            # A relevance is no song's attribute, and a search may read its songs from a
+            # set of its own: plain rows carry them.
+            columns = WHOLE_ROW
         parameters = {
             **filter.parameters(),
             **request.bound_values(order),
             "limit": request.size + 1,
         }
-        plans = [Plan.SCAN]
-        if filter.term:
-            match = await self._match(filter.term)
-            plans = [Plan.WALK, Plan.SCAN if match is None else Plan.INDEXED]
-            parameters.update(walk=WALK_ROWS, match=match)
-        for plan in plans:
-            statement = _song_page(
-                None if columns is None else frozenset(columns),
-                order,
-                plan,
-                self.dialect,
-                bool(filter.term),
-                filter.source is not None,
-                request.backwards,
-                request.after is not None,
-                request.before is not None,
-            )
+        shape = (
+            None if columns is None else frozenset(columns),
+            order,
+            self.dialect,
+            Matching.of(self.dialect, filter.term),
+            filter.source is not None,
+            request.backwards,
+            request.after is not None,
+            request.before is not None,
+        )
+
+        async def read(plan: Plan) -> list[Any]:
+            columns_, order_, dialect, *rest = shape
+            statement = _song_page(columns_, order_, plan, dialect, *rest)
             result = await self.session.execute(statement, parameters)
-            rows = list(result.scalars().all() if columns is None else result.all())
+            return list(result.scalars().all() if columns is None else result.all())
+
+        if not filter.term:
+            return request.page_of(await read(Plan.SCAN), order)
+        parameters["walk"] = WALK_ROWS
+        # Relevance is no index's order: a walk in it would read every song.
+        if not by_relevance(order):
+            floor = (
+                await self.session.execute(
+                    _song_page(shape[0], order, Plan.WALK_FLOOR, *shape[2:]), parameters
+                )
+            ).first()
+            if floor is None:
+                # Fewer than WALK_ROWS songs from here on: the walk is the whole answer.
+                return request.page_of(await read(Plan.SCAN), order)
+            parameters.update({f"floor_{i}": value for i, value in enumerate(floor)})
+            rows = await read(Plan.WALK)
             if len(rows) > request.size:
-                break  # a full page, and more beyond: no other plan can do better
+                return request.page_of(rows, order)  # a full page, and more beyond it
+        parameters["match"] = match = await self._match(filter.term)
+        rows = await read(Plan.SCAN if match is None else Plan.INDEXED)
         return request.page_of(rows, order)
 
     async def count_matching(self, filter: SongFilter = SongFilter()) -> Count:
@@ -269,20 +391,24 @@ class SongRepository(Repository[Song]):
             # PostgreSQL's planner picks between its trigram index and a scan that stops
             # at the cap by itself; SQLite is told to use its search table.
             match = await self._match(filter.term) if self.dialect == "sqlite" else None
-            indexed = match is not None
+            # The search table's text closes each column with U+001F: a term holding one
+            # may match across that, and only the songs' own columns can tell.
+            indexed = match is not None and CLOSING not in filter.term
             parameters["match"] = match
-        statement = _song_count(bool(filter.term), filter.source is not None, indexed, self.dialect)
+        statement = _song_count(
+            Matching.of(self.dialect, filter.term), filter.source is not None, indexed, self.dialect
+        )
         value = int((await self.session.execute(statement, parameters)).scalar_one())
         if filter.term and value > SEARCH_COUNT_CAP:
             return Count(SEARCH_COUNT_CAP, capped=True)
         return Count(value)
 
     async def _match(self, term: str) -> str | None:
-        """What finds `term` in the search index: SQLite's FTS5 query (a phrase; or, for a
-        term too short for trigrams, the trigrams it begins, which the stored text's two
-        closing characters guarantee every occurrence has), PostgreSQL's own LIKE (its
-        trigram index serves it from three characters). None when the index cannot
-        narrow the search: walking in order is the way."""
+        """What finds `term` in the search index. SQLite's FTS5 query is a phrase; or, for
+        a term too short for trigrams, the trigrams it begins, which the stored text's
+        two closing characters guarantee every occurrence has. PostgreSQL's is its own
+        LIKE, which its trigram index serves from three characters. None when the index
+        cannot narrow the search: reading in order is the way."""
         if self.dialect != "sqlite":
             return "" if len(term) >= TRIGRAM else None
         if len(term) >= TRIGRAM:
@@ -306,7 +432,7 @@ class SongRepository(Repository[Song]):
             return None
         # No trigram begins with it: nothing holds it. (An empty OR would be an error; the
         # stored text never holds three U+001F in a row.)
-        return " OR ".join(phrase(t) for t in trigrams) or phrase("\x1f" * 3)
+        return " OR ".join(phrase(t) for t in trigrams) or phrase(CLOSING * 3)
 
     async def get_by_youtube_id(self, youtube_id: str, columns: Columns = None) -> Any:
         """The song made from this video, or None; with `columns`, a plain row of those."""
