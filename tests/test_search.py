@@ -4,6 +4,7 @@ on either database. Checked against a scan in Python, over terms hypothesis draw
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -412,3 +413,48 @@ async def test_relevance_needs_a_search_term(http: httpx.AsyncClient) -> None:
         )
     ).json()
     assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "orderBy"}
+
+
+def test_migrate_names_pg_trgm_when_it_may_not_create_it(
+    backend_name: str, postgres_databases: Any
+) -> None:
+    """A database user without CREATE on the database cannot add pg_trgm: `songbook
+    migrate` says so in one line, exits non-zero and leaves nothing half done."""
+    if backend_name != "postgresql":
+        pytest.skip("pg_trgm is PostgreSQL's")
+    url = sa.make_url(postgres_databases.create())
+    role = f"songbook_limited_{uuid.uuid4().hex[:8]}"
+    postgres_databases.run(
+        [
+            f"CREATE ROLE {role} LOGIN",
+            f'REVOKE CREATE ON DATABASE "{url.database}" FROM PUBLIC',
+            f'GRANT CONNECT ON DATABASE "{url.database}" TO {role}',
+        ]
+    )
+    inside = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def grant(*statements: str) -> Any:
+        import asyncpg
+
+        connection = await asyncpg.connect(inside)
+        try:
+            return [await connection.fetchval(statement) for statement in statements]
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(grant(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}"))
+        limited = url.set(username=role).render_as_string(hide_password=False)
+        code, output = asyncio.run(run_command(limited, "migrate", stderr=True))
+        assert code != 0
+        (line,) = output.strip().splitlines()
+        assert line.startswith("songbook: ") and "pg_trgm" in line, output
+        assert "Traceback" not in output
+        # One transaction: no table of the earlier revisions stayed behind.
+        left = asyncio.run(
+            grant("SELECT to_regclass('songs')", "SELECT to_regclass('alembic_version')")
+        )
+        assert left == [None, None]
+    finally:
+        asyncio.run(grant(f"DROP OWNED BY {role}"))
+        postgres_databases.run([f"DROP ROLE {role}"])
