@@ -14,10 +14,13 @@ from persistence.database import Database
 from persistence.models import Song, fold
 
 BATCH = 5000
-# PostgreSQL's trigram indexes, by name, with the column each serves.
+# PostgreSQL's trigram indexes, by name, with what each indexes (as migration 0006 made them).
 TRIGRAM_INDEXES = {
     "ix_songs_title_folded_trigrams": "title_folded",
     "ix_songs_artist_folded_trigrams": "artist_folded",
+    "ix_songs_search_pairs": (
+        "(regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', 'g'))"
+    ),
 }
 
 

@@ -107,14 +107,32 @@ def library(module_url: str) -> list[Stored]:
     return asyncio.run(seed())
 
 
-@pytest.fixture
-async def http(module_url: str, library: list[Stored]) -> AsyncIterator[httpx.AsyncClient]:
-    db = Database(DatabaseSettings(url=module_url))
+@asynccontextmanager
+async def app_client(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    db = Database(DatabaseSettings(url=url))
     app = create_app(Settings(), db=db)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://songbook.test") as c:
             yield c
+
+
+@pytest.fixture
+async def http(module_url: str, library: list[Stored]) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(module_url) as client:
+        yield client
+
+
+def same_as_scan(url: str, library: list[Stored], drawn: list[str]) -> None:
+    """Every term drawn finds what a scan of `library` finds."""
+
+    async def compare() -> None:
+        async with app_client(url) as http:
+            for term in drawn:
+                if term.strip():
+                    assert await found(http, term) == expected(library, term), term
+
+    asyncio.run(compare())
 
 
 SEARCH = """query Search($q: String!) {
@@ -168,18 +186,7 @@ def test_search_finds_what_a_scan_finds(library: list[Stored], module_url: str) 
     draw()
     drawn += [s for s in ("İ", "i̇", "ς", "σ", "ss", "ß", "k", "%", "_", "\\", "é", "e\u0301")]
 
-    async def compare() -> None:
-        db = Database(DatabaseSettings(url=module_url))
-        app = create_app(Settings(), db=db)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                for term in drawn:
-                    if not term.strip():
-                        continue
-                    assert await found(http, term) == expected(library, term), term
-
-    asyncio.run(compare())
+    same_as_scan(module_url, library, drawn)
 
 
 @pytest.mark.parametrize(
@@ -223,23 +230,7 @@ def test_a_short_walk_then_the_index_finds_the_same(
         start = rng.randrange(len(text))
         drawn.append(text[start : start + rng.randint(1, 5)])
 
-    async def compare() -> None:
-        async with app_client(module_url) as http:
-            for term in drawn:
-                if term.strip():
-                    assert await found(http, term) == expected(library, term), term
-
-    asyncio.run(compare())
-
-
-@asynccontextmanager
-async def app_client(url: str) -> AsyncIterator[httpx.AsyncClient]:
-    db = Database(DatabaseSettings(url=url))
-    app = create_app(Settings(), db=db)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://songbook.test") as c:
-            yield c
+    same_as_scan(module_url, library, drawn)
 
 
 COUNT = """query Count($q: String) {

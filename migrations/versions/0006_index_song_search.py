@@ -1,7 +1,9 @@
 """Index song search: trigram indexes on PostgreSQL, an FTS5 trigram table on SQLite.
 
 PostgreSQL: the pg_trgm extension and a GIN trigram index on each folded column serve
-terms of three characters or more.
+terms of three characters or more; one more, on the song's folded text with every
+character doubled (`ix_songs_search_pairs`), serves two-character terms, which doubled
+have trigrams too.
 
 SQLite: `songs_search`, an FTS5 table with the trigram tokenizer (case-sensitive: the
 text is folded already), holding each song's folded title and artist, each closed by
@@ -91,6 +93,12 @@ def _upgrade_postgresql() -> None:
         op.execute(
             f"CREATE INDEX ix_songs_{column}_trigrams ON songs USING gin ({column} gin_trgm_ops)"
         )
+    # Two characters have no trigram; doubled, they have two.
+    op.execute(
+        "CREATE INDEX ix_songs_search_pairs ON songs USING gin ("
+        "(regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', 'g')) "
+        "gin_trgm_ops)"
+    )
 
 
 def _upgrade_sqlite() -> None:
@@ -115,6 +123,7 @@ def _upgrade_sqlite() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_songs_search_pairs")
         for column in ("title_folded", "artist_folded"):
             op.execute(f"DROP INDEX ix_songs_{column}_trigrams")
         # pg_trgm stays: other databases' objects, or an administrator, may rely on it.

@@ -81,6 +81,8 @@ SEARCH_COUNT_CAP = 10_000
 # the search index instead: enough to fill a page with any term found in one song of
 # 200, while a rarer term's search index lookup and sort stay small.
 WALK_ROWS = 10_000
+# Songs a short term's count looks through first, to tell a common term from a rare one.
+PROBE_ROWS = 2000
 # The shortest term a trigram matches; shorter ones are served as below.
 TRIGRAM = 3
 # SQLite: the most trigrams a one- or two-character term is expanded into (those it
@@ -115,7 +117,11 @@ class SongFilter:
             escaped = escape_like(self.term)
             values["pattern"] = f"%{escaped}%"
             values.update(
-                term=self.term, prefix=f"{escaped}%", word=f"% {escaped}%", anywhere=f"%{escaped}%"
+                term=self.term,
+                prefix=f"{escaped}%",
+                word=f"% {escaped}%",
+                anywhere=f"%{escaped}%",
+                pairs=f"%{escape_like(paired(self.term))}%",
             )
         if self.source is not None:
             values["source"] = self.source
@@ -130,13 +136,17 @@ class Matching(enum.Enum):
       more): planned for each term, never with a generic plan that would take every
       term for the same (a prepared statement switches to one after five runs), so the
       planner weighs its trigram index against reading in order with the real pattern;
-    - POSITION: strpos() (PostgreSQL, one or two characters), which the trigram index
-      cannot serve: it would read its whole self for each.
+    - PAIRS: the same for two characters, through the index of every song's text with
+      each character doubled (`ix_songs_search_pairs`), where two characters are four and
+      so have trigrams; strpos() then decides (PostgreSQL);
+    - POSITION: strpos() alone (PostgreSQL, one character; and any walk in order of a
+      short term), which no trigram index can serve: it would read its whole self.
     """
 
     NONE = "none"
     LIKE = "like"
     INLINE = "inline"
+    PAIRS = "pairs"
     POSITION = "position"
 
     @classmethod
@@ -145,13 +155,31 @@ class Matching(enum.Enum):
             return cls.NONE
         if dialect == "sqlite":
             return cls.LIKE
-        return cls.INLINE if len(term) >= TRIGRAM else cls.POSITION
+        if len(term) >= TRIGRAM:
+            return cls.INLINE
+        return cls.PAIRS if len(term) == TRIGRAM - 1 else cls.POSITION
+
+
+# The expression `ix_songs_search_pairs` indexes, written as the index has it so that
+# PostgreSQL matches the two (migrations/versions/0006_index_song_search.py).
+PAIRED_TEXT = sa.literal_column(
+    "regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', 'g')", sa.Text
+)
+
+
+def paired(term: str) -> str:
+    """`term` as it appears in the paired text: each character doubled."""
+    return "".join(character * 2 for character in term)
 
 
 def _like(title: Any, artist: Any, how: Matching = Matching.LIKE) -> sa.ColumnElement[bool]:
-    if how is Matching.POSITION:
+    if how in (Matching.POSITION, Matching.PAIRS):
         term: sa.BindParameter[str] = sa.bindparam("term")
-        return sa.or_(sa.func.strpos(title, term) > 0, sa.func.strpos(artist, term) > 0)
+        position = sa.or_(sa.func.strpos(title, term) > 0, sa.func.strpos(artist, term) > 0)
+        if how is Matching.POSITION:
+            return position
+        pairs: sa.BindParameter[str] = sa.bindparam("pairs", literal_execute=True)
+        return sa.and_(PAIRED_TEXT.like(pairs, escape="\\"), position)
     # Folded text against a folded pattern: LIKE's own case rules never come into it
     # (SQLite's folds ASCII, which folded text no longer holds in capitals).
     pattern: sa.BindParameter[str] = sa.bindparam("pattern", literal_execute=how is Matching.INLINE)
@@ -261,7 +289,9 @@ def _song_page(
         # Those songs in order, each checked: one bounded range of the order's index,
         # which a common term's page fills long before its end.
         bounds.append(order.within_parameters("floor", reverse=backwards))
-        statement = sa.select(*selected).where(*_matching(searching, False), *bounds)
+        # In order, the songs are read anyway: an index would only add its own reading.
+        walking = Matching.POSITION if searching is Matching.PAIRS else searching
+        statement = sa.select(*selected).where(*_matching(walking, False), *bounds)
     elif plan is Plan.INDEXED and dialect != "sqlite":
         # PostgreSQL: the matching songs, read through the trigram indexes on their own
         # (a materialized CTE fences them from the page's order and limit, which would
@@ -269,7 +299,7 @@ def _song_page(
         # join back to songs would be planned as a hash of the whole table.
         hits = (
             sa.select(*selected)
-            .where(_like(Song.title_folded, Song.artist_folded, Matching.INLINE), *bounds)
+            .where(_like(Song.title_folded, Song.artist_folded, searching), *bounds)
             .cte("hits")
             .prefix_with("MATERIALIZED")
         )
@@ -395,13 +425,32 @@ class SongRepository(Repository[Song]):
             # may match across that, and only the songs' own columns can tell.
             indexed = match is not None and CLOSING not in filter.term
             parameters["match"] = match
-        statement = _song_count(
-            Matching.of(self.dialect, filter.term), filter.source is not None, indexed, self.dialect
-        )
+        matching = Matching.of(self.dialect, filter.term)
+        if matching is Matching.PAIRS and await self._common(parameters):
+            # Found all over: reading the table reaches the cap sooner than the index,
+            # whose every candidate would be doubled by regexp_replace() to be checked.
+            matching = Matching.POSITION
+        statement = _song_count(matching, filter.source is not None, indexed, self.dialect)
         value = int((await self.session.execute(statement, parameters)).scalar_one())
         if filter.term and value > SEARCH_COUNT_CAP:
             return Count(SEARCH_COUNT_CAP, capped=True)
         return Count(value)
+
+    async def _common(self, parameters: dict[str, Any]) -> bool:
+        """Whether the newest PROBE_ROWS songs hold the term at least once in 100."""
+        newest = (
+            sa.select(Song.title_folded, Song.artist_folded)
+            .order_by(Song.date_added.desc(), Song.id.desc())
+            .limit(PROBE_ROWS)
+            .subquery("newest")
+        )
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(newest)
+            .where(_like(newest.c.title_folded, newest.c.artist_folded, Matching.POSITION))
+        )
+        found = await self.session.scalar(statement, parameters)
+        return bool(found and found * 100 >= PROBE_ROWS)
 
     async def _match(self, term: str) -> str | None:
         """What finds `term` in the search index. SQLite's FTS5 query is a phrase; or, for
@@ -410,7 +459,7 @@ class SongRepository(Repository[Song]):
         LIKE, which its trigram index serves from three characters. None when the index
         cannot narrow the search: reading in order is the way."""
         if self.dialect != "sqlite":
-            return "" if len(term) >= TRIGRAM else None
+            return "" if len(term) >= TRIGRAM - 1 else None
         if len(term) >= TRIGRAM:
             return phrase(term)
         # Every trigram that begins with the term: those after it in the vocabulary's
