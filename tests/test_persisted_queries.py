@@ -10,8 +10,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -19,9 +17,10 @@ from websockets.typing import Subprotocol
 from graph.core.settings import Settings
 from graph.server.app import create_app
 from persistence.database import Database
-from persistence.models import Base, PersistedQuery
+from persistence.models import PersistedQuery
 from tests.factories import add_songs
 from tests.live import live_server
+from tests.test_migrations import differences
 from tests.ws import LEGACY_WS, TRANSPORT_WS, GraphQLSocket, graphql_socket
 
 QUERY = "query Count { songs { totalCount } }"
@@ -255,16 +254,11 @@ def test_an_unreadable_manifest_stops_the_server_at_start(tmp_path: Path, db: Da
 
 
 async def test_migrations_create_the_store_the_models_describe(db: Database) -> None:
-    def differences(connection: sa.Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return [
-            diff
-            for diff in compare_metadata(context, Base.metadata)
-            if "persisted_queries" in repr(diff)
-        ]
+    def store_differences(connection: sa.Connection) -> list[Any]:
+        return [diff for diff in differences(connection) if "persisted_queries" in repr(diff)]
 
     async with db.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+        assert await connection.run_sync(store_differences) == []
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])

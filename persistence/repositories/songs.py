@@ -2,6 +2,9 @@
 
 import enum
 import functools
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +125,7 @@ class SongFilter:
                 word=f"% {escaped}%",
                 anywhere=f"%{escaped}%",
                 pairs=f"%{escape_like(paired(self.term))}%",
+                plan_tag=term_tag(self.term),
             )
         if self.source is not None:
             values["source"] = self.source
@@ -131,21 +135,28 @@ class SongFilter:
 class Matching(enum.Enum):
     """How a statement tells a song that holds the search term.
 
-    - LIKE: with the pattern as a parameter (SQLite, whose search table does the finding);
-    - INLINE: with the pattern written into the statement (PostgreSQL, three characters or
-      more): planned for each term, never with a generic plan that would take every
-      term for the same (a prepared statement switches to one after five runs), so the
-      planner weighs its trigram index against reading in order with the real pattern;
-    - PAIRS: the same for two characters, through the index of every song's text with
-      each character doubled (`ix_songs_search_pairs`), where two characters are four and
-      so have trigrams; strpos() then decides (PostgreSQL);
-    - POSITION: strpos() alone (PostgreSQL, one character; and any walk in order of a
-      short term), which no trigram index can serve: it would read its whole self.
+    - LIKE: the pattern, a parameter, against both folded columns; on PostgreSQL, from
+      three characters, its trigram indexes can serve it;
+    - PAIRS: two characters, through PostgreSQL's index of every song's text with each
+      character doubled (`ix_songs_search_pairs`), where two characters are four and so
+      have trigrams; strpos() then decides;
+    - POSITION: strpos() alone (PostgreSQL), which no index serves: for reading in order,
+      where an index would only add its own reading, and for one character.
+
+    Values are always parameters, never written into the statement, where logs and
+    traces would show them. On PostgreSQL a statement that may use an index also carries
+    the term's `plan_tag` (`term_tag`), written into it: a keyed hash that tells nothing
+    of the term, but makes each term's statement a prepared statement of its own, which
+    PostgreSQL plans for that term's values. One shared by every term would switch to a
+    generic plan after five runs, one plan for the commonest term and the rarest alike.
+    Walks read in order by position, needing no plan of the term; and the count of two
+    characters looks at the newest songs first, to read in order a pair found all over
+    (`_common`).
     """
 
     NONE = "none"
     LIKE = "like"
-    INLINE = "inline"
+    PLANNED = "planned"  # LIKE, planned for the term (PostgreSQL, three characters on)
     PAIRS = "pairs"
     POSITION = "position"
 
@@ -156,8 +167,12 @@ class Matching(enum.Enum):
         if dialect == "sqlite":
             return cls.LIKE
         if len(term) >= TRIGRAM:
-            return cls.INLINE
+            return cls.PLANNED
         return cls.PAIRS if len(term) == TRIGRAM - 1 else cls.POSITION
+
+    def walking(self, dialect: str) -> "Matching":
+        """How a walk in order tells the songs (see above)."""
+        return self if dialect == "sqlite" or self is Matching.NONE else Matching.POSITION
 
 
 # The expression `ix_songs_search_pairs` indexes, written as the index has it so that
@@ -172,18 +187,34 @@ def paired(term: str) -> str:
     return "".join(character * 2 for character in term)
 
 
+# The key of `term_tag`, new in each process: a tag is never the same twice across runs.
+_TAG_KEY = secrets.token_bytes(32)
+
+
+def term_tag(term: str) -> str:
+    """A tag for `term` that no one without this process's key can read it from."""
+    return hmac.new(_TAG_KEY, term.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def _planned_for_the_term() -> sa.ColumnElement[bool]:
+    # Always true, and folded away by the planner; written into the statement text.
+    tag: sa.BindParameter[str] = sa.bindparam("plan_tag", type_=sa.String, literal_execute=True)
+    return tag != ""
+
+
 def _like(title: Any, artist: Any, how: Matching = Matching.LIKE) -> sa.ColumnElement[bool]:
     if how in (Matching.POSITION, Matching.PAIRS):
         term: sa.BindParameter[str] = sa.bindparam("term")
         position = sa.or_(sa.func.strpos(title, term) > 0, sa.func.strpos(artist, term) > 0)
         if how is Matching.POSITION:
             return position
-        pairs: sa.BindParameter[str] = sa.bindparam("pairs", literal_execute=True)
-        return sa.and_(PAIRED_TEXT.like(pairs, escape="\\"), position)
+        pairs: sa.BindParameter[str] = sa.bindparam("pairs")
+        return sa.and_(PAIRED_TEXT.like(pairs, escape="\\"), position, _planned_for_the_term())
     # Folded text against a folded pattern: LIKE's own case rules never come into it
     # (SQLite's folds ASCII, which folded text no longer holds in capitals).
-    pattern: sa.BindParameter[str] = sa.bindparam("pattern", literal_execute=how is Matching.INLINE)
-    return sa.or_(title.like(pattern, escape="\\"), artist.like(pattern, escape="\\"))
+    pattern: sa.BindParameter[str] = sa.bindparam("pattern")
+    like = sa.or_(title.like(pattern, escape="\\"), artist.like(pattern, escape="\\"))
+    return sa.and_(like, _planned_for_the_term()) if how is Matching.PLANNED else like
 
 
 def _matching(searching: Matching, by_source: bool) -> list[sa.ColumnElement[bool]]:
@@ -236,7 +267,7 @@ def _search_hits(dialect: str, materialized: bool) -> sa.CTE:
         hits = hits.where(sa.text(f"{SEARCH_TABLE} MATCH :match"))
     else:
         hits = sa.select(Song.id.label("key")).where(
-            _like(Song.title_folded, Song.artist_folded, Matching.INLINE)
+            _like(Song.title_folded, Song.artist_folded, Matching.PLANNED)
         )
     cte = hits.cte("hits")
     return cte.prefix_with("MATERIALIZED") if materialized else cte
@@ -289,9 +320,9 @@ def _song_page(
         # Those songs in order, each checked: one bounded range of the order's index,
         # which a common term's page fills long before its end.
         bounds.append(order.within_parameters("floor", reverse=backwards))
-        # In order, the songs are read anyway: an index would only add its own reading.
-        walking = Matching.POSITION if searching is Matching.PAIRS else searching
-        statement = sa.select(*selected).where(*_matching(walking, False), *bounds)
+        statement = sa.select(*selected).where(
+            *_matching(searching.walking(dialect), False), *bounds
+        )
     elif plan is Plan.INDEXED and dialect != "sqlite":
         # PostgreSQL: the matching songs, read through the trigram indexes on their own
         # (a materialized CTE fences them from the page's order and limit, which would
@@ -426,9 +457,11 @@ class SongRepository(Repository[Song]):
             indexed = match is not None and CLOSING not in filter.term
             parameters["match"] = match
         matching = Matching.of(self.dialect, filter.term)
+        # Two characters found all over are counted by reading in order, which reaches
+        # the cap sooner than the index of pairs would gather them (each candidate's text
+        # doubled by regexp_replace() to be checked); rarer ones read that index. (A
+        # longer term's count is planned for the term itself: see Matching.)
         if matching is Matching.PAIRS and await self._common(parameters):
-            # Found all over: reading the table reaches the cap sooner than the index,
-            # whose every candidate would be doubled by regexp_replace() to be checked.
             matching = Matching.POSITION
         statement = _song_count(matching, filter.source is not None, indexed, self.dialect)
         value = int((await self.session.execute(statement, parameters)).scalar_one())
