@@ -56,22 +56,27 @@ class KeysetOrder:
     def beyond_parameters(self, name: str, *, reverse: bool = False) -> sa.ColumnElement[bool]:
         """`beyond`, with the values left as parameters `name_0`, `name_1`...: a statement
         built once for many requests (see `PageRequest.bound_values`)."""
-        descending = self.descending != reverse
-        key = sa.tuple_(*self.columns)
-        bound = sa.tuple_(
-            *(sa.bindparam(f"{name}_{i}", type_=c.type) for i, c in enumerate(self.columns))
-        )
-        return key < bound if descending else key > bound
+        return self._compared(name, reverse, strict=True)
 
     def within_parameters(self, name: str, *, reverse: bool = False) -> sa.ColumnElement[bool]:
         """The rows up to parameters `name_0`, `name_1`... in this order, those included:
         the complement of `beyond_parameters`, as one range of the same index."""
+        return self._compared(name, not reverse, strict=False)
+
+    def _compared(self, name: str, reverse: bool, *, strict: bool) -> sa.ColumnElement[bool]:
         descending = self.descending != reverse
-        key = sa.tuple_(*self.columns)
-        bound = sa.tuple_(
-            *(sa.bindparam(f"{name}_{i}", type_=c.type) for i, c in enumerate(self.columns))
-        )
-        return key >= bound if descending else key <= bound
+        bounds = [sa.bindparam(f"{name}_{i}", type_=c.type) for i, c in enumerate(self.columns)]
+        key, bound = sa.tuple_(*self.columns), sa.tuple_(*bounds)
+        if strict:
+            compared = key < bound if descending else key > bound
+        else:
+            compared = key <= bound if descending else key >= bound
+        # The first column's own bound, which the row value implies: SQLite takes a row
+        # value's range from an index of columns, not of expressions (the artist order's
+        # coalesce()), and would read the whole index without it.
+        first, first_bound = self.columns[0], bounds[0]
+        leading = first <= first_bound if descending else first >= first_bound
+        return sa.and_(leading, compared)
 
     def labelled(self) -> list[KeyColumn]:
         """The sort columns, each named as the row attribute cursors read it from, for a

@@ -323,17 +323,19 @@ def _song_page(
         statement = sa.select(*selected).where(
             *_matching(searching.walking(dialect), False), *bounds
         )
-    elif plan is Plan.INDEXED and dialect != "sqlite":
-        # PostgreSQL: the matching songs, read through the trigram indexes on their own
-        # (a materialized CTE fences them from the page's order and limit, which would
-        # walk an order's index instead), then sorted; their columns come along, where a
-        # join back to songs would be planned as a hash of the whole table.
-        hits = (
-            sa.select(*selected)
-            .where(_like(Song.title_folded, Song.artist_folded, searching), *bounds)
-            .cte("hits")
-            .prefix_with("MATERIALIZED")
-        )
+    elif plan is Plan.INDEXED:
+        # The matching songs, read through the search index on their own (a materialized
+        # CTE fences them from the page's order and limit, which would walk an order's
+        # index instead, checking each song against the few found), then sorted. Their
+        # columns come along: on PostgreSQL a join back to songs was planned as a hash
+        # of the whole table.
+        if dialect == "sqlite":
+            found = _joined_to_hits(sa.select(*selected), dialect, materialized=False)
+        else:
+            found = sa.select(*selected).where(
+                _like(Song.title_folded, Song.artist_folded, searching)
+            )
+        hits = found.where(*bounds).cte("found").prefix_with("MATERIALIZED")
         descending = order.descending != backwards
         return (
             sa.select(hits)
@@ -345,8 +347,6 @@ def _song_page(
             )
             .limit(sa.bindparam("limit"))
         )
-    elif plan is Plan.INDEXED:
-        statement = _joined_to_hits(sa.select(*selected), dialect).where(*bounds)
     else:
         statement = sa.select(*selected).where(*_matching(searching, False), *bounds)
     return statement.order_by(*ordering).limit(sa.bindparam("limit"))
