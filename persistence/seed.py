@@ -97,8 +97,8 @@ RETRY_GAP = timedelta(minutes=10)  # between a song's attempts
 HISTORY_MARGIN = timedelta(hours=1)
 LAPSED_LEASE = timedelta(seconds=60)  # the lease a seeded PROCESSING job had, long gone
 IN_CHUNK = 500  # youtube ids per `IN (...)` lookup, well below any bind-parameter limit
-# Songs from which a load into an empty PostgreSQL library builds its search indexes once,
-# at the end, rather than row by row.
+# Songs from which a load into an empty library builds its search index once, at the end,
+# rather than row by row.
 DEFER_INDEXES_FROM = 50_000
 
 
@@ -267,26 +267,51 @@ async def _insert(session: AsyncSession, table: sa.Table, rows: list[Row]) -> No
     )
 
 
-async def _defer_search_indexes(db: Database, songs: int) -> bool:
-    """Before a large load into an empty library on PostgreSQL, drop the trigram indexes,
-    to build them once at the end: kept up row by row, they cost several times the load
-    itself. Whether they were dropped."""
-    if db.dialect != "postgresql" or songs < DEFER_INDEXES_FROM:
-        return False
+async def _defer_search_indexes(db: Database, songs: int) -> list[str] | None:
+    """Before a large load into an empty library, stop keeping the search index row by
+    row, to build it once at the end: kept up one row at a time it costs more than the
+    load itself (PostgreSQL's trigram indexes several times over; SQLite's search table
+    a third of the time). What `_create_search_indexes` needs to start again, or None."""
+    if songs < DEFER_INDEXES_FROM:
+        return None
     async with db.transaction() as session:
-        for name in TRIGRAM_INDEXES:
-            await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
-    return True
-
-
-async def _create_search_indexes(db: Database) -> None:
-    async with db.transaction() as session:
-        for name, column in TRIGRAM_INDEXES.items():
+        if db.dialect == "postgresql":
+            for name in TRIGRAM_INDEXES:
+                await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+            return []
+        # SQLite's triggers, as the migration made them, to be made again as they were.
+        triggers = (
             await session.execute(
                 sa.text(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON songs USING gin ({column} gin_trgm_ops)"
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                    "AND tbl_name = 'songs' AND name LIKE 'songs_search_%'"
                 )
             )
+        ).all()
+        for name, _ in triggers:
+            await session.execute(sa.text(f"DROP TRIGGER {name}"))
+        return [sql for _, sql in triggers]
+
+
+async def _create_search_indexes(db: Database, triggers: list[str]) -> None:
+    async with db.transaction() as session:
+        if db.dialect == "postgresql":
+            for name, column in TRIGRAM_INDEXES.items():
+                await session.execute(
+                    sa.text(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON songs USING gin "
+                        f"({column} gin_trgm_ops)"
+                    )
+                )
+            return
+        # The library was empty: every song is this load's, and its rowid a free key.
+        for statement in (
+            "UPDATE songs SET search_key = rowid WHERE search_key IS NULL",
+            "INSERT INTO songs_search (rowid, title, artist) SELECT search_key, "
+            "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs",
+            *triggers,
+        ):
+            await session.execute(sa.text(statement))
 
 
 def _progress(done: int, total: int) -> None:
@@ -341,7 +366,7 @@ async def seed_library(
         async with db.read() as session:
             # Ids never collide within a run: only songs already there could hold one.
             had_songs = bool(await session.scalar(sa.select(SONGS.c.id).limit(1)))
-        deferred = not had_songs and await _defer_search_indexes(db, songs)
+        deferred = None if had_songs else await _defer_search_indexes(db, songs)
         try:
             # Each batch is made in a thread while the one before is written: the
             # database's work and Python's overlap.
@@ -372,8 +397,8 @@ async def seed_library(
         finally:
             if done:
                 sys.stderr.write("\n")  # ends the progress line, also when a batch fails
-            if deferred:
-                await _create_search_indexes(db)
+            if deferred is not None:
+                await _create_search_indexes(db, deferred)
         if done:
             # The planner's statistics lag a bulk load until autovacuum catches up; with
             # them stale, PostgreSQL scans every job for a page's latest jobs (~90 ms on

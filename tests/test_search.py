@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 
 from graph.core.settings import Settings
 from graph.server.app import create_app
+from persistence import seed as seed_module
 from persistence.database import Database
 from persistence.migrate import upgrade
 from persistence.models import Base, Song, SongSource
 from persistence.repositories import songs as songs_repository
+from persistence.search import TRIGRAM_INDEXES
 from persistence.seed import seed_library
 from persistence.settings import DatabaseSettings
 from tests.factories import global_id
@@ -449,3 +451,54 @@ def test_migrate_names_pg_trgm_when_it_may_not_create_it(
     finally:
         asyncio.run(grant(f"DROP OWNED BY {role}"))
         postgres_databases.run([f"DROP ROLE {role}"])
+
+
+async def test_a_large_seed_builds_the_search_index_once_and_keeps_it_after(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeding an empty library past DEFER_INDEXES_FROM songs builds the index at the end
+    (SQLite's triggers and PostgreSQL's trigram indexes set aside meanwhile): afterwards
+    it holds every song, and follows later writes as before."""
+    monkeypatch.setattr(seed_module, "DEFER_INDEXES_FROM", 100)
+    await asyncio.to_thread(upgrade, empty_url)
+    await seed_library(DatabaseSettings(url=empty_url), songs=400, random_seed=9)
+    async with app_client(empty_url) as http:
+        await post(
+            http,
+            'mutation { createSong(input: {title: "Seeded After", artist: "Late", source: UPLOAD}) { __typename } }',
+        )
+        db = Database(DatabaseSettings(url=empty_url))
+        try:
+            async with db.read() as session:
+                rows = (
+                    await session.execute(
+                        sa.select(Song.id, Song.title, Song.artist, Song.date_added)
+                    )
+                ).all()
+                if db.dialect == "sqlite":
+                    stored = await session.scalar(sa.text("SELECT count(*) FROM songs_search"))
+                    triggers = await session.scalar(
+                        sa.text(
+                            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'songs_search_%'"
+                        )
+                    )
+                    assert (stored, triggers) == (len(rows), 3)
+                else:
+                    names = set(
+                        (
+                            await session.execute(
+                                sa.text(
+                                    "SELECT indexname FROM pg_indexes WHERE tablename = 'songs'"
+                                )
+                            )
+                        ).scalars()
+                    )
+                    assert set(TRIGRAM_INDEXES) <= names
+        finally:
+            await db.dispose()
+        library = [
+            Stored(r.id, r.title, r.artist)
+            for r in sorted(rows, key=lambda r: (r.date_added, r.id))
+        ]
+        for term in ("seeded after", "river", "ni", "e", "zz"):
+            assert await found(http, term) == expected(library, term), term
