@@ -14,6 +14,11 @@ from persistence.database import Database
 from persistence.models import Song, fold
 
 BATCH = 5000
+# SQLite: every song into the (empty) search table, as the triggers would have put it.
+SQLITE_FILL = (
+    "INSERT INTO songs_search (rowid, title, artist) SELECT search_key, "
+    "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs"
+)
 # PostgreSQL's trigram indexes, by name, with what each indexes (as migration 0006 made them).
 TRIGRAM_INDEXES = {
     "ix_songs_title_folded_trigrams": "title_folded",
@@ -34,9 +39,7 @@ async def rebuild_search(db: Database) -> tuple[int, int]:
                 "UPDATE songs SET search_key = rowid + "
                 "(SELECT coalesce(max(search_key), 0) FROM songs) WHERE search_key IS NULL",
                 "DELETE FROM songs_search",
-                "INSERT INTO songs_search (rowid, title, artist) "
-                "SELECT search_key, title_folded || char(31, 31), "
-                "artist_folded || char(31, 31) FROM songs",
+                SQLITE_FILL,
                 "INSERT INTO songs_search (songs_search) VALUES ('optimize')",
             ):
                 await session.execute(sa.text(statement))

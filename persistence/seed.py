@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.ids import new_id
 from persistence.models import Base, JobStatus, SongSource, fold
-from persistence.search import TRIGRAM_INDEXES
+from persistence.search import SQLITE_FILL, TRIGRAM_INDEXES
 from persistence.settings import DatabaseSettings
 
 ARTISTS = [
@@ -307,8 +307,7 @@ async def _create_search_indexes(db: Database, triggers: list[str]) -> None:
         # The library was empty: every song is this load's, and its rowid a free key.
         for statement in (
             "UPDATE songs SET search_key = rowid WHERE search_key IS NULL",
-            "INSERT INTO songs_search (rowid, title, artist) SELECT search_key, "
-            "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs",
+            SQLITE_FILL,
             *triggers,
         ):
             await session.execute(sa.text(statement))

@@ -58,6 +58,12 @@ class Stored:
     artist: str | None
 
 
+async def stored_library(session: Any) -> list[Stored]:
+    """The songs as stored, oldest first (as `expected` wants them)."""
+    statement = sa.select(Song.id, Song.title, Song.artist).order_by(Song.date_added, Song.id)
+    return [Stored(*row) for row in (await session.execute(statement)).all()]
+
+
 def matches(song: Stored, term: str) -> bool:
     """The rule search must follow, as plain Python."""
     wanted = term.strip().lower()
@@ -293,11 +299,7 @@ async def test_the_search_index_follows_concurrent_writes(empty_url: str) -> Non
         db = Database(DatabaseSettings(url=empty_url))
         try:
             async with db.read() as session:
-                rows = (
-                    await session.execute(
-                        sa.select(Song.id, Song.title, Song.artist, Song.date_added)
-                    )
-                ).all()
+                library = await stored_library(session)
                 if db.dialect == "sqlite":
                     indexed = (
                         await session.execute(
@@ -310,13 +312,9 @@ async def test_the_search_index_follows_concurrent_writes(empty_url: str) -> Non
                     ).all()
                     assert all(row[0] == row[2] and row[1] == row[3] for row in indexed)
                     stored = await session.scalar(sa.text("SELECT count(*) FROM songs_search"))
-                    assert stored == len(rows)
+                    assert stored == len(library)
         finally:
             await db.dispose()
-        library = [
-            Stored(r.id, r.title, r.artist)
-            for r in sorted(rows, key=lambda r: (r.date_added, r.id))
-        ]
         for term in ["ǆ", "σοφ", "grö", "ss", "e", "mid", "Heart glass", "ón", "x"]:
             assert await found(http, term) == expected(library, term), term
 
@@ -340,14 +338,9 @@ async def test_search_rebuild_repairs_what_was_written_around_songbook(empty_url
             if db.dialect == "sqlite":  # ...and a damaged search table.
                 await session.execute(sa.text("DELETE FROM songs_search WHERE rowid % 3 = 0"))
         async with db.read() as session:
-            rows = (
-                await session.execute(sa.select(Song.id, Song.title, Song.artist, Song.date_added))
-            ).all()
+            library = await stored_library(session)
     finally:
         await db.dispose()
-    library = [
-        Stored(r.id, r.title, r.artist) for r in sorted(rows, key=lambda r: (r.date_added, r.id))
-    ]
     async with app_client(empty_url) as http:
         assert await found(http, "hand written") != expected(library, "hand written")
     code, output = await run_command(empty_url, "search", "rebuild")
@@ -470,11 +463,7 @@ async def test_a_large_seed_builds_the_search_index_once_and_keeps_it_after(
         db = Database(DatabaseSettings(url=empty_url))
         try:
             async with db.read() as session:
-                rows = (
-                    await session.execute(
-                        sa.select(Song.id, Song.title, Song.artist, Song.date_added)
-                    )
-                ).all()
+                library = await stored_library(session)
                 if db.dialect == "sqlite":
                     stored = await session.scalar(sa.text("SELECT count(*) FROM songs_search"))
                     triggers = await session.scalar(
@@ -482,7 +471,7 @@ async def test_a_large_seed_builds_the_search_index_once_and_keeps_it_after(
                             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'songs_search_%'"
                         )
                     )
-                    assert (stored, triggers) == (len(rows), 3)
+                    assert (stored, triggers) == (len(library), 3)
                 else:
                     names = set(
                         (
@@ -496,9 +485,5 @@ async def test_a_large_seed_builds_the_search_index_once_and_keeps_it_after(
                     assert set(TRIGRAM_INDEXES) <= names
         finally:
             await db.dispose()
-        library = [
-            Stored(r.id, r.title, r.artist)
-            for r in sorted(rows, key=lambda r: (r.date_added, r.id))
-        ]
         for term in ("seeded after", "river", "ni", "e", "zz"):
             assert await found(http, term) == expected(library, term), term
