@@ -4,7 +4,7 @@ The model keeps them as songs are written (persistence.models.fold, the triggers
 migrations/versions/0006_index_song_search.py). A rebuild is for what went around it: rows
 written by hand in SQL, or a search table damaged or restored apart from its songs.
 It folds every title and artist again, then refills SQLite's search table, or rebuilds
-PostgreSQL's trigram indexes, in one transaction.
+PostgreSQL's search indexes, in one transaction.
 """
 
 import sqlalchemy as sa
@@ -19,13 +19,17 @@ SQLITE_FILL = (
     "INSERT INTO songs_search (rowid, title, artist) SELECT search_key, "
     "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs"
 )
-# PostgreSQL's trigram indexes, by name, with what each indexes (as migration 0006 made them).
-TRIGRAM_INDEXES = {
-    "ix_songs_title_folded_trigrams": "title_folded",
-    "ix_songs_artist_folded_trigrams": "artist_folded",
+# PostgreSQL's search indexes, by name, with what each is (as migrations 0006 and 0007
+# made them): trigrams of each folded column and of the doubled text, and prefixes.
+SEARCH_INDEXES = {
+    "ix_songs_title_folded_trigrams": "USING gin (title_folded gin_trgm_ops)",
+    "ix_songs_artist_folded_trigrams": "USING gin (artist_folded gin_trgm_ops)",
     "ix_songs_search_pairs": (
-        "(regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', 'g'))"
+        "USING gin ((regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', "
+        "'g')) gin_trgm_ops)"
     ),
+    "ix_songs_title_folded_prefix": "(title_folded text_pattern_ops)",
+    "ix_songs_artist_folded_prefix": "(artist_folded text_pattern_ops)",
 }
 
 
@@ -44,7 +48,7 @@ async def rebuild_search(db: Database) -> tuple[int, int]:
             ):
                 await session.execute(sa.text(statement))
         else:
-            for index in TRIGRAM_INDEXES:
+            for index in SEARCH_INDEXES:
                 await session.execute(sa.text(f"REINDEX INDEX {index}"))
     return songs, refolded
 

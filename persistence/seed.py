@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.ids import new_id
 from persistence.models import Base, JobStatus, SongSource, fold
-from persistence.search import SQLITE_FILL, TRIGRAM_INDEXES
+from persistence.search import SEARCH_INDEXES, SQLITE_FILL
 from persistence.settings import DatabaseSettings
 
 ARTISTS = [
@@ -276,7 +276,7 @@ async def _defer_search_indexes(db: Database, songs: int) -> list[str] | None:
         return None
     async with db.transaction() as session:
         if db.dialect == "postgresql":
-            for name in TRIGRAM_INDEXES:
+            for name in SEARCH_INDEXES:
                 await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
             return []
         # SQLite's triggers, as the migration made them, to be made again as they were.
@@ -296,12 +296,9 @@ async def _defer_search_indexes(db: Database, songs: int) -> list[str] | None:
 async def _create_search_indexes(db: Database, triggers: list[str]) -> None:
     async with db.transaction() as session:
         if db.dialect == "postgresql":
-            for name, column in TRIGRAM_INDEXES.items():
+            for name, definition in SEARCH_INDEXES.items():
                 await session.execute(
-                    sa.text(
-                        f"CREATE INDEX IF NOT EXISTS {name} ON songs USING gin "
-                        f"({column} gin_trgm_ops)"
-                    )
+                    sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON songs {definition}")
                 )
             return
         # The library was empty: every song is this load's, and its rowid a free key.

@@ -376,6 +376,32 @@ def _song_count(
     return sa.select(sa.func.count()).select_from(capped)
 
 
+# Past every string that begins with a term, in byte order: the term, then U+10FFFF.
+LAST_CHARACTER = "\U0010ffff"
+
+
+@functools.lru_cache(maxsize=2)
+def _songs_begun(by_source: bool) -> sa.Select[Any]:
+    """How many songs' titles, and how many songs' artists, begin with the term, up to
+    past SEARCH_COUNT_CAP each (PostgreSQL's prefix indexes, migration 0007): either one
+    past the cap puts the search's count past it, with no song read."""
+
+    def begun(column: Any) -> sa.ScalarSelect[int]:
+        capped = (
+            sa.select(sa.literal(1))
+            .where(
+                column.op("~>=~")(sa.bindparam("term", type_=sa.Text)),
+                column.op("~<~")(sa.bindparam("beyond_term", type_=sa.Text)),
+                *_matching(Matching.NONE, by_source),
+            )
+            .limit(SEARCH_COUNT_CAP + 1)
+            .subquery()
+        )
+        return sa.select(sa.func.count()).select_from(capped).scalar_subquery()
+
+    return sa.select(sa.func.greatest(begun(Song.title_folded), begun(Song.artist_folded)))
+
+
 class SongRepository(Repository[Song]):
     model = Song
 
@@ -457,6 +483,13 @@ class SongRepository(Repository[Song]):
             indexed = match is not None and CLOSING not in filter.term
             parameters["match"] = match
         matching = Matching.of(self.dialect, filter.term)
+        if matching is not Matching.NONE and self.dialect == "postgresql":
+            # Titles or artists that begin with the term are its matches too, and the
+            # prefix indexes count them at once: a common artist's name is capped there.
+            parameters["beyond_term"] = filter.term + LAST_CHARACTER
+            begun = _songs_begun(filter.source is not None)
+            if (await self.session.execute(begun, parameters)).scalar_one() > SEARCH_COUNT_CAP:
+                return Count(SEARCH_COUNT_CAP, capped=True)
         # Two characters found all over are counted by reading in order, which reaches
         # the cap sooner than the index of pairs would gather them (each candidate's text
         # doubled by regexp_replace() to be checked); rarer ones read that index. (A
