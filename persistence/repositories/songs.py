@@ -86,6 +86,10 @@ SEARCH_COUNT_CAP = 10_000
 WALK_ROWS = 10_000
 # Songs a short term's count looks through first, to tell a common term from a rare one.
 PROBE_ROWS = 2000
+# SQLite: a term of three characters or more that its search table finds in fewer songs
+# than this is read from there at once, in any order, with no walk (a walk of a rare
+# term's page reads WALK_ROWS songs to find none; these few, a millisecond or two).
+FEW_HITS = 1000
 # The shortest term a trigram matches; shorter ones are served as below.
 TRIGRAM = 3
 # SQLite: the most trigrams a one- or two-character term is expanded into (those it
@@ -420,7 +424,9 @@ class SongRepository(Repository[Song]):
 
         A search walks the page's order first (WALK_ROWS songs at most), which fills a
         page of a common term at once; a page it leaves short is read again from the
-        search index, which finds a rare term's few songs wherever they are."""
+        search index, which finds a rare term's few songs wherever they are. On SQLite,
+        whose search table tells a rare term at once (fewer than FEW_HITS songs), such a
+        term's page is read from the index with no walk."""
         request = request.validated()
         order = order or song_order()
         if columns is None and (by_relevance(order) or filter.term):
@@ -451,6 +457,10 @@ class SongRepository(Repository[Song]):
 
         if not filter.term:
             return request.page_of(await read(Plan.SCAN), order)
+        if self.dialect == "sqlite" and len(filter.term) >= TRIGRAM:
+            parameters["match"] = await self._match(filter.term)
+            if await self._few_hits(parameters):
+                return request.page_of(await read(Plan.INDEXED), order)
         parameters["walk"] = WALK_ROWS
         # Relevance is no index's order: a walk in it would read every song.
         if not by_relevance(order):
@@ -517,6 +527,19 @@ class SongRepository(Repository[Song]):
         )
         found = await self.session.scalar(statement, parameters)
         return bool(found and found * 100 >= PROBE_ROWS)
+
+    async def _few_hits(self, parameters: dict[str, Any]) -> bool:
+        """SQLite: whether its search table finds the `match` in fewer than FEW_HITS songs
+        (or rows that only look like one: an upper bound, read from the table alone)."""
+        hits = (
+            sa.select(sa.literal(1))
+            .select_from(sa.table(SEARCH_TABLE))
+            .where(sa.text(f"{SEARCH_TABLE} MATCH :match"))
+            .limit(FEW_HITS)
+            .subquery("hits")
+        )
+        statement = sa.select(sa.func.count()).select_from(hits)
+        return int((await self.session.execute(statement, parameters)).scalar_one()) < FEW_HITS
 
     async def _match(self, term: str) -> str | None:
         """What finds `term` in the search index. SQLite's FTS5 query is a phrase; or, for
