@@ -105,6 +105,7 @@ MIGRATION_OWNED = frozenset(
         "ix_songs_search_pairs",
         "ix_songs_title_folded_prefix",
         "ix_songs_artist_folded_prefix",
+        "ix_songs_search_characters",
         # SQLite: the search table's key (migrations/versions/0006_index_song_search.py).
         "search_key",
         "uq_songs_search_key",

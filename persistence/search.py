@@ -20,7 +20,8 @@ SQLITE_FILL = (
     "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs"
 )
 # PostgreSQL's search indexes, by name, with what each is (as migrations 0006 and 0007
-# made them): trigrams of each folded column and of the doubled text, and prefixes.
+# made them): trigrams of each folded column and of the doubled text, prefixes, and
+# the set of characters.
 SEARCH_INDEXES = {
     "ix_songs_title_folded_trigrams": "USING gin (title_folded gin_trgm_ops)",
     "ix_songs_artist_folded_trigrams": "USING gin (artist_folded gin_trgm_ops)",
@@ -30,6 +31,9 @@ SEARCH_INDEXES = {
     ),
     "ix_songs_title_folded_prefix": "(title_folded text_pattern_ops)",
     "ix_songs_artist_folded_prefix": "(artist_folded text_pattern_ops)",
+    "ix_songs_search_characters": (
+        "USING gin ((string_to_array(title_folded || artist_folded, NULL)))"
+    ),
 }
 
 

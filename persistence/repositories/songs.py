@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from persistence.models import Song, SongSource, fold
 from persistence.pagination import Count, KeyColumn, KeysetOrder, Page, PageRequest
@@ -144,8 +145,10 @@ class Matching(enum.Enum):
     - PAIRS: two characters, through PostgreSQL's index of every song's text with each
       character doubled (`ix_songs_search_pairs`), where two characters are four and so
       have trigrams; strpos() then decides;
+    - CHARACTER: one character, through PostgreSQL's index of the set of characters in
+      each song's text (`ix_songs_search_characters`), which holds it exactly then;
     - POSITION: strpos() alone (PostgreSQL), which no index serves: for reading in order,
-      where an index would only add its own reading, and for one character.
+      where an index would only add its own reading.
 
     Values are always parameters, never written into the statement, where logs and
     traces would show them. On PostgreSQL a statement that may use an index also carries
@@ -162,6 +165,7 @@ class Matching(enum.Enum):
     LIKE = "like"
     PLANNED = "planned"  # LIKE, planned for the term (PostgreSQL, three characters on)
     PAIRS = "pairs"
+    CHARACTER = "character"
     POSITION = "position"
 
     @classmethod
@@ -172,7 +176,7 @@ class Matching(enum.Enum):
             return cls.LIKE
         if len(term) >= TRIGRAM:
             return cls.PLANNED
-        return cls.PAIRS if len(term) == TRIGRAM - 1 else cls.POSITION
+        return cls.PAIRS if len(term) == TRIGRAM - 1 else cls.CHARACTER
 
     def walking(self, dialect: str) -> "Matching":
         """How a walk in order tells the songs (see above)."""
@@ -183,6 +187,13 @@ class Matching(enum.Enum):
 # PostgreSQL matches the two (migrations/versions/0006_index_song_search.py).
 PAIRED_TEXT = sa.literal_column(
     "regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', 'g')", sa.Text
+)
+
+
+# The expression `ix_songs_search_characters` indexes, as the index has it (migrations/
+# versions/0007_index_search_prefixes_and_characters.py): the characters of a song's text.
+CHARACTERS = sa.literal_column(
+    "string_to_array(title_folded || artist_folded, NULL)", ARRAY(sa.Text)
 )
 
 
@@ -207,6 +218,10 @@ def _planned_for_the_term() -> sa.ColumnElement[bool]:
 
 
 def _like(title: Any, artist: Any, how: Matching = Matching.LIKE) -> sa.ColumnElement[bool]:
+    if how is Matching.CHARACTER:
+        character: sa.BindParameter[str] = sa.bindparam("term", type_=sa.Text)
+        held = CHARACTERS.contains(sa.func.string_to_array(character, None))
+        return sa.and_(held, _planned_for_the_term())
     if how in (Matching.POSITION, Matching.PAIRS):
         term: sa.BindParameter[str] = sa.bindparam("term")
         position = sa.or_(sa.func.strpos(title, term) > 0, sa.func.strpos(artist, term) > 0)
@@ -544,11 +559,11 @@ class SongRepository(Repository[Song]):
     async def _match(self, term: str) -> str | None:
         """What finds `term` in the search index. SQLite's FTS5 query is a phrase; or, for
         a term too short for trigrams, the trigrams it begins, which the stored text's
-        two closing characters guarantee every occurrence has. PostgreSQL's is its own
-        LIKE, which its trigram index serves from three characters. None when the index
-        cannot narrow the search: reading in order is the way."""
+        two closing characters guarantee every occurrence has. PostgreSQL's is in the
+        statement itself (see Matching). None when the index cannot narrow the search:
+        reading in order is the way."""
         if self.dialect != "sqlite":
-            return "" if len(term) >= TRIGRAM - 1 else None
+            return ""
         if len(term) >= TRIGRAM:
             return phrase(term)
         # Every trigram that begins with the term: those after it in the vocabulary's
