@@ -4,7 +4,7 @@ The model keeps them as songs are written (persistence.models.fold, the triggers
 migrations/versions/0006_index_song_search.py). A rebuild is for what went around it: rows
 written by hand in SQL, or a search table damaged or restored apart from its songs.
 It folds every title and artist again, then refills SQLite's search table, or rebuilds
-PostgreSQL's search indexes, in one transaction.
+PostgreSQL's search indexes (making any that is missing), in one transaction.
 """
 
 import sqlalchemy as sa
@@ -20,20 +20,21 @@ SQLITE_FILL = (
     "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs"
 )
 # PostgreSQL's search indexes, by name, with what each is (as migrations 0006 and 0007
-# made them): trigrams of each folded column and of the doubled text, prefixes, and
-# the set of characters.
+# made them): trigrams of the doubled text and of each folded column, the set of
+# characters, and prefixes. The costliest to build come first (a seed builds them in
+# this order, two at a time).
 SEARCH_INDEXES = {
-    "ix_songs_title_folded_trigrams": "USING gin (title_folded gin_trgm_ops)",
-    "ix_songs_artist_folded_trigrams": "USING gin (artist_folded gin_trgm_ops)",
     "ix_songs_search_pairs": (
         "USING gin ((regexp_replace(title_folded || ' ' || artist_folded, '(.)', '\\1\\1', "
         "'g')) gin_trgm_ops)"
     ),
-    "ix_songs_title_folded_prefix": "(title_folded text_pattern_ops)",
-    "ix_songs_artist_folded_prefix": "(artist_folded text_pattern_ops)",
     "ix_songs_search_characters": (
         "USING gin ((string_to_array(title_folded || artist_folded, NULL)))"
     ),
+    "ix_songs_title_folded_trigrams": "USING gin (title_folded gin_trgm_ops)",
+    "ix_songs_artist_folded_trigrams": "USING gin (artist_folded gin_trgm_ops)",
+    "ix_songs_title_folded_prefix": "(title_folded text_pattern_ops)",
+    "ix_songs_artist_folded_prefix": "(artist_folded text_pattern_ops)",
 }
 
 
@@ -52,8 +53,22 @@ async def rebuild_search(db: Database) -> tuple[int, int]:
             ):
                 await session.execute(sa.text(statement))
         else:
-            for index in SEARCH_INDEXES:
-                await session.execute(sa.text(f"REINDEX INDEX {index}"))
+            present = set(
+                (
+                    await session.execute(
+                        sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'songs'")
+                    )
+                ).scalars()
+            )
+            for name, definition in SEARCH_INDEXES.items():
+                # One missing (a seed killed while it had set them aside) is made anew.
+                await session.execute(
+                    sa.text(
+                        f"REINDEX INDEX {name}"
+                        if name in present
+                        else f"CREATE INDEX {name} ON songs {definition}"
+                    )
+                )
     return songs, refolded
 
 

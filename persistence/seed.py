@@ -28,6 +28,7 @@ finds nothing to claim. Unfinished jobs are opt-in, because workers act on them:
 """
 
 import asyncio
+import contextlib
 import random
 import sys
 import threading
@@ -267,47 +268,59 @@ async def _insert(session: AsyncSession, table: sa.Table, rows: list[Row]) -> No
     )
 
 
-async def _defer_search_indexes(db: Database, songs: int) -> list[str] | None:
+async def _defer_search_indexes(session: AsyncSession) -> list[str]:
     """Before a large load into an empty library, stop keeping the search index row by
     row, to build it once at the end: kept up one row at a time it costs more than the
     load itself (PostgreSQL's trigram indexes several times over; SQLite's search table
-    a third of the time). What `_create_search_indexes` needs to start again, or None."""
-    if songs < DEFER_INDEXES_FROM:
-        return None
-    async with db.transaction() as session:
-        if db.dialect == "postgresql":
-            for name in SEARCH_INDEXES:
-                await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
-            return []
-        # SQLite's triggers, as the migration made them, to be made again as they were.
-        triggers = (
-            await session.execute(
-                sa.text(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                    "AND tbl_name = 'songs' AND name LIKE 'songs_search_%'"
-                )
+    a third of the time). What SQLite needs to make its triggers again."""
+    if (await session.connection()).dialect.name == "postgresql":
+        for name in SEARCH_INDEXES:
+            await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+        return []
+    # SQLite's triggers, as the migration made them, to be made again as they were.
+    triggers = (
+        await session.execute(
+            sa.text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name = 'songs' AND name LIKE 'songs_search_%'"
             )
-        ).all()
-        for name, _ in triggers:
-            await session.execute(sa.text(f"DROP TRIGGER {name}"))
-        return [sql for _, sql in triggers]
+        )
+    ).all()
+    for name, _ in triggers:
+        await session.execute(sa.text(f"DROP TRIGGER {name}"))
+    return [sql for _, sql in triggers]
 
 
-async def _create_search_indexes(db: Database, triggers: list[str]) -> None:
-    async with db.transaction() as session:
-        if db.dialect == "postgresql":
-            for name, definition in SEARCH_INDEXES.items():
+async def _fill_sqlite_search(session: AsyncSession, triggers: list[str]) -> None:
+    """SQLite: every song into the search table at once, then the triggers again."""
+    # The library was empty: every song is this load's, and its rowid a free key.
+    for statement in (
+        "UPDATE songs SET search_key = rowid WHERE search_key IS NULL",
+        SQLITE_FILL,
+        *triggers,
+    ):
+        await session.execute(sa.text(statement))
+
+
+# PostgreSQL's search indexes are built this many at a time, each on a connection of its
+# own: a load's 22 s of building take 12 s on two cores.
+INDEX_BUILDERS = 2
+
+
+async def _build_postgresql_search_indexes(db: Database) -> None:
+    """PostgreSQL: the search indexes set aside, built side by side (CREATE INDEX takes a
+    lock that others building on the same table share)."""
+    waiting = list(SEARCH_INDEXES.items())
+
+    async def builder() -> None:
+        while waiting:
+            name, definition = waiting.pop(0)
+            async with db.transaction() as session:
                 await session.execute(
                     sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON songs {definition}")
                 )
-            return
-        # The library was empty: every song is this load's, and its rowid a free key.
-        for statement in (
-            "UPDATE songs SET search_key = rowid WHERE search_key IS NULL",
-            SQLITE_FILL,
-            *triggers,
-        ):
-            await session.execute(sa.text(statement))
+
+    await asyncio.gather(*(builder() for _ in range(INDEX_BUILDERS)))
 
 
 def _progress(done: int, total: int) -> None:
@@ -362,39 +375,59 @@ async def seed_library(
         async with db.read() as session:
             # Ids never collide within a run: only songs already there could hold one.
             had_songs = bool(await session.scalar(sa.select(SONGS.c.id).limit(1)))
-        deferred = None if had_songs else await _defer_search_indexes(db, songs)
-        try:
-            # Each batch is made in a thread while the one before is written: the
-            # database's work and Python's overlap.
-            batch = asyncio.to_thread(
-                _song_rows, 0, min(batch_size, songs), start, rng, ids, unfinished
-            )
-            while done < songs:
-                count = min(batch_size, songs - done)
-                song_rows, job_rows = await batch
-                if done + count < songs:
-                    batch = asyncio.to_thread(
-                        _song_rows,
-                        done + count,
-                        min(batch_size, songs - done - count),
-                        start,
-                        rng,
-                        ids,
-                        unfinished,
-                    )
-                async with db.transaction() as session:
-                    if had_songs:
-                        await _avoid_existing(session, song_rows, ids)
-                    await _insert(session, SONGS, song_rows)
-                    await _insert(session, JOBS, job_rows)
-                done += count
-                jobs += len(job_rows)
-                _progress(done, songs)
-        finally:
-            if done:
-                sys.stderr.write("\n")  # ends the progress line, also when a batch fails
-            if deferred is not None:
-                await _create_search_indexes(db, deferred)
+        deferring = not had_songs and songs >= DEFER_INDEXES_FROM
+        # SQLite loads with its search index deferred in one transaction, the triggers
+        # set aside inside it: a seed stopped midway, even killed, leaves the library as
+        # it was, never without them. (PostgreSQL's indexes stay away after a kill, and
+        # `songbook search rebuild` makes them again.)
+        whole = deferring and db.dialect == "sqlite"
+        async with contextlib.AsyncExitStack() as stack:
+            shared = await stack.enter_async_context(db.transaction()) if whole else None
+
+            def unit() -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+                return contextlib.nullcontext(shared) if shared else db.transaction()
+
+            deferred = None
+            if deferring:
+                async with unit() as session:
+                    deferred = await _defer_search_indexes(session)
+            try:
+                # Each batch is made in a thread while the one before is written: the
+                # database's work and Python's overlap.
+                batch = asyncio.to_thread(
+                    _song_rows, 0, min(batch_size, songs), start, rng, ids, unfinished
+                )
+                while done < songs:
+                    count = min(batch_size, songs - done)
+                    song_rows, job_rows = await batch
+                    if done + count < songs:
+                        batch = asyncio.to_thread(
+                            _song_rows,
+                            done + count,
+                            min(batch_size, songs - done - count),
+                            start,
+                            rng,
+                            ids,
+                            unfinished,
+                        )
+                    async with unit() as session:
+                        if had_songs:
+                            await _avoid_existing(session, song_rows, ids)
+                        await _insert(session, SONGS, song_rows)
+                        await _insert(session, JOBS, job_rows)
+                    done += count
+                    jobs += len(job_rows)
+                    _progress(done, songs)
+            finally:
+                if done:
+                    sys.stderr.write("\n")  # ends the progress line, also when a batch fails
+                # PostgreSQL's indexes are built however the load ended.
+                if deferring and shared is None:
+                    await _build_postgresql_search_indexes(db)
+            # SQLite's table is filled after a whole load only: a failed one rolls back,
+            # triggers and all.
+            if shared is not None and deferred is not None:
+                await _fill_sqlite_search(shared, deferred)
         if done:
             # The planner's statistics lag a bulk load until autovacuum catches up; with
             # them stale, PostgreSQL scans every job for a page's latest jobs (~90 ms on

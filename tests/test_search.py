@@ -4,6 +4,7 @@ on either database. Checked against a scan in Python, over terms hypothesis draw
 
 import asyncio
 import random
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ from persistence.search import SEARCH_INDEXES
 from persistence.seed import seed_library
 from persistence.settings import DatabaseSettings
 from tests.factories import global_id
-from tests.live import run_command
+from tests.live import ROOT, run_command
 
 SONGS = Base.metadata.tables["songs"]
 TERMS = 1500
@@ -466,11 +467,29 @@ def test_migrate_names_pg_trgm_when_it_may_not_create_it(
         postgres_databases.run([f"DROP ROLE {role}"])
 
 
+async def search_index_present(session: Any, songs: int) -> bool:
+    """Whether the search index is whole: SQLite's table holds `songs` rows and its three
+    triggers stand; PostgreSQL has every search index."""
+    if session.bind.dialect.name == "sqlite":
+        stored = await session.scalar(sa.text("SELECT count(*) FROM songs_search"))
+        triggers = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+                "AND name LIKE 'songs_search_%'"
+            )
+        )
+        return (stored, triggers) == (songs, 3)
+    names = await session.scalars(
+        sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'songs'")
+    )
+    return set(SEARCH_INDEXES) <= set(names)
+
+
 async def test_a_large_seed_builds_the_search_index_once_and_keeps_it_after(
     empty_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seeding an empty library past DEFER_INDEXES_FROM songs builds the index at the end
-    (SQLite's triggers and PostgreSQL's trigram indexes set aside meanwhile): afterwards
+    (SQLite's triggers and PostgreSQL's search indexes set aside meanwhile): afterwards
     it holds every song, and follows later writes as before."""
     monkeypatch.setattr(seed_module, "DEFER_INDEXES_FROM", 100)
     await asyncio.to_thread(upgrade, empty_url)
@@ -484,26 +503,68 @@ async def test_a_large_seed_builds_the_search_index_once_and_keeps_it_after(
         try:
             async with db.read() as session:
                 library = await stored_library(session)
-                if db.dialect == "sqlite":
-                    stored = await session.scalar(sa.text("SELECT count(*) FROM songs_search"))
-                    triggers = await session.scalar(
-                        sa.text(
-                            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'songs_search_%'"
-                        )
-                    )
-                    assert (stored, triggers) == (len(library), 3)
-                else:
-                    names = set(
-                        (
-                            await session.execute(
-                                sa.text(
-                                    "SELECT indexname FROM pg_indexes WHERE tablename = 'songs'"
-                                )
-                            )
-                        ).scalars()
-                    )
-                    assert set(SEARCH_INDEXES) <= names
+                assert await search_index_present(session, len(library))
         finally:
             await db.dispose()
         for term in ("seeded after", "river", "ni", "e", "zz"):
+            assert await found(http, term) == expected(library, term), term
+
+
+# A seed past DEFER_INDEXES_FROM that dies, as if killed, after two batches of songs.
+KILLED_SEED = """
+import asyncio, os, sys
+from persistence import seed
+from persistence.settings import DatabaseSettings
+
+seed.DEFER_INDEXES_FROM = 100
+insert, inserted = seed._insert, []
+
+async def insert_then_die(session, table, rows):
+    await insert(session, table, rows)
+    inserted.append(table.name)
+    if inserted.count("jobs") == 2:
+        os._exit(9)
+
+seed._insert = insert_then_die
+asyncio.run(seed.seed_library(DatabaseSettings(url=sys.argv[1]), songs=400, batch_size=100))
+"""
+
+
+async def test_a_seed_killed_midway_leaves_search_whole_or_rebuildable(empty_url: str) -> None:
+    """SQLite: the killed load was one transaction, so nothing of it stays and the
+    triggers stand. PostgreSQL: the batches written stay, the search indexes are missing
+    until `songbook search rebuild` makes them again. Either way search then finds
+    exactly what a scan finds."""
+    await asyncio.to_thread(upgrade, empty_url)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_SEED, empty_url, cwd=ROOT, stderr=asyncio.subprocess.DEVNULL
+    )
+    assert await process.wait() == 9
+    db = Database(DatabaseSettings(url=empty_url))
+    try:
+        async with db.read() as session:
+            library = await stored_library(session)
+            if db.dialect == "sqlite":
+                assert library == []
+                assert await search_index_present(session, 0)
+            else:
+                assert len(library) == 200
+                assert not await search_index_present(session, len(library))
+                code, _ = await run_command(empty_url, "search", "rebuild")
+                assert code == 0
+                assert await search_index_present(session, len(library))
+    finally:
+        await db.dispose()
+    async with app_client(empty_url) as http:
+        await post(
+            http,
+            'mutation { createSong(input: {title: "After The Kill", artist: "Late", source: UPLOAD}) { __typename } }',
+        )
+        db = Database(DatabaseSettings(url=empty_url))
+        try:
+            async with db.read() as session:
+                library = await stored_library(session)
+        finally:
+            await db.dispose()
+        for term in ("after the", "river", "ni", "e"):
             assert await found(http, term) == expected(library, term), term
