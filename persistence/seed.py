@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.ids import new_id
 from persistence.models import Base, JobStatus, SongSource, fold
-from persistence.search import SEARCH_INDEXES, SQLITE_FILL
+from persistence.search import SEARCH_INDEXES, SQLITE_FILL, SQLITE_OPTIMIZE
 from persistence.settings import DatabaseSettings
 
 ARTISTS = [
@@ -297,6 +297,7 @@ async def _fill_sqlite_search(session: AsyncSession, triggers: list[str]) -> Non
     for statement in (
         "UPDATE songs SET search_key = rowid WHERE search_key IS NULL",
         SQLITE_FILL,
+        SQLITE_OPTIMIZE,
         *triggers,
     ):
         await session.execute(sa.text(statement))

@@ -517,8 +517,9 @@ class SongRepository(Repository[Song]):
                 return Count(SEARCH_COUNT_CAP, capped=True)
         # Two characters found all over are counted by reading in order, which reaches
         # the cap sooner than the index of pairs would gather them (each candidate's text
-        # doubled by regexp_replace() to be checked); rarer ones read that index. (A
-        # longer term's count is planned for the term itself: see Matching.)
+        # doubled by regexp_replace() to be checked); rarer ones read that index. (The
+        # count of one character, or of three or more, is planned for the term itself:
+        # see Matching.)
         if matching is Matching.PAIRS and await self._common(parameters):
             matching = Matching.POSITION
         statement = _song_count(matching, filter.source is not None, indexed, self.dialect)
