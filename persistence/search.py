@@ -36,7 +36,9 @@ SEARCH_INDEXES = {
     ),
     "ix_songs_title_folded_trigrams": "USING gin (title_folded gin_trgm_ops)",
     "ix_songs_artist_folded_trigrams": "USING gin (artist_folded gin_trgm_ops)",
-    "ix_songs_title_folded_prefix": "(title_folded text_pattern_ops)",
+    "ix_songs_title_folded_prefix": (
+        "(title_folded text_pattern_ops) INCLUDE (date_added, id, source)"
+    ),
     "ix_songs_artist_folded_prefix": "(artist_folded text_pattern_ops)",
 }
 

@@ -433,8 +433,12 @@ async def seed_library(
             # The planner's statistics lag a bulk load until autovacuum catches up; with
             # them stale, PostgreSQL scans every job for a page's latest jobs (~90 ms on
             # 100,000 songs) instead of seeking the (song_id, created_at, id) index (~0.5 ms).
-            async with db.transaction() as session:
-                await session.execute(sa.text("ANALYZE"))
+            # PostgreSQL's VACUUM marks the new rows' pages all visible too, as index-only
+            # reads need (a relevance page of a common title's start: see Plan.PREFIXED);
+            # it runs outside a transaction, as read sessions do.
+            statement = "VACUUM (ANALYZE)" if db.dialect == "postgresql" else "ANALYZE"
+            async with db.read() as session:
+                await session.execute(sa.text(statement))
     finally:
         await db.dispose()
     return Seeded(songs=done, jobs=jobs, pending=pending, processing=processing)

@@ -568,3 +568,17 @@ async def test_a_seed_killed_midway_leaves_search_whole_or_rebuildable(empty_url
             await db.dispose()
         for term in ("after the", "river", "ni", "e"):
             assert await found(http, term) == expected(library, term), term
+
+
+@pytest.mark.parametrize(
+    ("term", "end"),
+    [
+        ("river", "rives"),
+        ("a", "b"),
+        ("x\ud7ff", "x\ue000"),  # past U+D7FF come the surrogates, which are no characters
+        ("ab\U0010fffe", "ab\U0010ffff"),
+        ("ab\U0010ffff", None),  # nothing sorts past it
+    ],
+)
+def test_a_prefix_range_ends_at_the_first_string_past_the_term(term: str, end: str | None) -> None:
+    assert songs_repository.prefix_end(term) == end

@@ -108,6 +108,27 @@ CLOSING = "\x1f"
 SEARCH_KEY: sa.ColumnClause[int] = sa.literal_column("songs.search_key")
 
 
+def prefix_end(term: str) -> str | None:
+    """The first string past all those that begin with `term`, in code point order (UTF-8's
+    byte order, in which both databases compare the prefix indexes): the term with its
+    last character one higher. None past U+10FFFF, where no such string exists."""
+    last = ord(term[-1]) + 1
+    if last > 0x10FFFF:
+        return None
+    # Surrogates are no characters: none can follow U+D7FF before U+E000.
+    return term[:-1] + chr(0xE000 if 0xD800 <= last <= 0xDFFF else last)
+
+
+def _begins(column: Any, dialect: str) -> list[sa.ColumnElement[bool]]:
+    """`column` begins with the term: the range from `term` to `term_end`, as a prefix
+    index serves it (PostgreSQL's `text_pattern_ops` compare bytes with ~>=~ and ~<~)."""
+    term = sa.bindparam("term", type_=sa.Text)
+    end = sa.bindparam("term_end", type_=sa.Text)
+    if dialect == "sqlite":
+        return [column >= term, column < end]
+    return [column.op("~>=~")(term), column.op("~<~")(end)]
+
+
 @dataclass(frozen=True, slots=True)
 class SongFilter:
     search: str | None = None
@@ -131,6 +152,7 @@ class SongFilter:
                 anywhere=f"%{escaped}%",
                 pairs=f"%{escape_like(paired(self.term))}%",
                 plan_tag=term_tag(self.term),
+                term_end=prefix_end(self.term),
             )
         if self.source is not None:
             values["source"] = self.source
@@ -257,13 +279,17 @@ class Plan(enum.Enum):
     - SCAN: the songs in order, each checked (no search; or the last resort of one);
     - WALK: the songs in order up to the `floor_N` key, WALK_ROWS songs past the page's
       start (the WALK_FLOOR statement finds it), each checked: a common term's page;
-    - INDEXED: every song the search index finds, then sorted: a rare term's page.
+    - INDEXED: every song the search index finds, then sorted: a rare term's page;
+    - PREFIXED: by relevance, the songs whose title begins with the term, the most
+      relevant of all, in order, from the prefix index alone (their keys, then their
+      rows): a page of a term that begins many titles.
     """
 
     SCAN = "scan"
     WALK_FLOOR = "walk floor"
     WALK = "walk"
     INDEXED = "indexed"
+    PREFIXED = "prefixed"
 
 
 def _selected(columns: frozenset[str] | None, order: KeysetOrder) -> list[Any]:
@@ -335,6 +361,18 @@ def _song_page(
             .limit(1)
             .offset(sa.bindparam("walk"))
         )
+    if plan is Plan.PREFIXED:
+        # The page's keys from the index alone (it carries every column they are ordered
+        # and bounded by), then those few songs.
+        keys = (
+            sa.select(Song.id.label("key"))
+            .where(*_begins(Song.title_folded, dialect), *bounds)
+            .order_by(*ordering)
+            .limit(sa.bindparam("limit"))
+            .cte("prefixed")
+            .prefix_with("MATERIALIZED")
+        )
+        return sa.select(*selected).join_from(keys, Song, Song.id == keys.c.key).order_by(*ordering)
     if plan is Plan.WALK:
         # Those songs in order, each checked: one bounded range of the order's index,
         # which a common term's page fills long before its end.
@@ -395,10 +433,6 @@ def _song_count(
     return sa.select(sa.func.count()).select_from(capped)
 
 
-# Past every string that begins with a term, in byte order: the term, then U+10FFFF.
-LAST_CHARACTER = "\U0010ffff"
-
-
 @functools.lru_cache(maxsize=2)
 def _songs_begun(by_source: bool) -> sa.Select[Any]:
     """How many songs' titles, and how many songs' artists, begin with the term, up to
@@ -408,11 +442,7 @@ def _songs_begun(by_source: bool) -> sa.Select[Any]:
     def begun(column: Any) -> sa.ScalarSelect[int]:
         capped = (
             sa.select(sa.literal(1))
-            .where(
-                column.op("~>=~")(sa.bindparam("term", type_=sa.Text)),
-                column.op("~<~")(sa.bindparam("beyond_term", type_=sa.Text)),
-                *_matching(Matching.NONE, by_source),
-            )
+            .where(*_begins(column, "postgresql"), *_matching(Matching.NONE, by_source))
             .limit(SEARCH_COUNT_CAP + 1)
             .subquery()
         )
@@ -472,6 +502,11 @@ class SongRepository(Repository[Song]):
 
         if not filter.term:
             return request.page_of(await read(Plan.SCAN), order)
+        if by_relevance(order) and order.descending != request.backwards and parameters["term_end"]:
+            # Titles that begin with the term come first; a page full of them is the page.
+            rows = await read(Plan.PREFIXED)
+            if len(rows) > request.size:
+                return request.page_of(rows, order)
         if self.dialect == "sqlite" and len(filter.term) >= TRIGRAM:
             parameters["match"] = await self._match(filter.term)
             if await self._few_hits(parameters):
@@ -508,10 +543,9 @@ class SongRepository(Repository[Song]):
             indexed = match is not None and CLOSING not in filter.term
             parameters["match"] = match
         matching = Matching.of(self.dialect, filter.term)
-        if matching is not Matching.NONE and self.dialect == "postgresql":
+        if parameters.get("term_end") and self.dialect == "postgresql":
             # Titles or artists that begin with the term are its matches too, and the
             # prefix indexes count them at once: a common artist's name is capped there.
-            parameters["beyond_term"] = filter.term + LAST_CHARACTER
             begun = _songs_begun(filter.source is not None)
             if (await self.session.execute(begun, parameters)).scalar_one() > SEARCH_COUNT_CAP:
                 return Count(SEARCH_COUNT_CAP, capped=True)
