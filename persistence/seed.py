@@ -272,33 +272,39 @@ async def _defer_search_indexes(session: AsyncSession) -> list[str]:
     """Before a large load into an empty library, stop keeping the search index row by
     row, to build it once at the end: kept up one row at a time it costs more than the
     load itself (PostgreSQL's trigram indexes several times over; SQLite's search table
-    a third of the time). What SQLite needs to make its triggers again."""
+    a third of the time, its prefix index a sixth). What SQLite needs to make its
+    triggers and index again."""
     if (await session.connection()).dialect.name == "postgresql":
         for name in SEARCH_INDEXES:
             await session.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
         return []
-    # SQLite's triggers, as the migration made them, to be made again as they were.
-    triggers = (
+    # SQLite's, as the migrations made them, to be made again as they were.
+    deferred = (
         await session.execute(
             sa.text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                "AND tbl_name = 'songs' AND name LIKE 'songs_search_%'"
-            )
+                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'songs' "
+                "AND name IN (:index, :insert, :update, :delete)"
+            ),
+            {
+                "index": "ix_songs_title_folded_prefix",
+                **{when: f"songs_search_{when}" for when in ("insert", "update", "delete")},
+            },
         )
     ).all()
-    for name, _ in triggers:
-        await session.execute(sa.text(f"DROP TRIGGER {name}"))
-    return [sql for _, sql in triggers]
+    for kind, name, _ in deferred:
+        await session.execute(sa.text(f"DROP {kind.upper()} {name}"))
+    return [sql for _, _, sql in deferred]
 
 
-async def _fill_sqlite_search(session: AsyncSession, triggers: list[str]) -> None:
-    """SQLite: every song into the search table at once, then the triggers again."""
+async def _fill_sqlite_search(session: AsyncSession, deferred: list[str]) -> None:
+    """SQLite: every song into the search table at once, then the triggers and the
+    prefix index again."""
     # The library was empty: every song is this load's, and its rowid a free key.
     for statement in (
         "UPDATE songs SET search_key = rowid WHERE search_key IS NULL",
         SQLITE_FILL,
         SQLITE_OPTIMIZE,
-        *triggers,
+        *deferred,
     ):
         await session.execute(sa.text(statement))
 

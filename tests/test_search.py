@@ -468,8 +468,8 @@ def test_migrate_names_pg_trgm_when_it_may_not_create_it(
 
 
 async def search_index_present(session: Any, songs: int) -> bool:
-    """Whether the search index is whole: SQLite's table holds `songs` rows and its three
-    triggers stand; PostgreSQL has every search index."""
+    """Whether the search index is whole: SQLite's table holds `songs` rows, its three
+    triggers and the prefix index stand; PostgreSQL has every search index."""
     if session.bind.dialect.name == "sqlite":
         stored = await session.scalar(sa.text("SELECT count(*) FROM songs_search"))
         triggers = await session.scalar(
@@ -478,7 +478,12 @@ async def search_index_present(session: Any, songs: int) -> bool:
                 "AND name LIKE 'songs_search_%'"
             )
         )
-        return (stored, triggers) == (songs, 3)
+        index = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'ix_songs_title_folded_prefix'"
+            )
+        )
+        return (stored, triggers, index) == (songs, 3, 1)
     names = await session.scalars(
         sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'songs'")
     )

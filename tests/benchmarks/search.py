@@ -7,7 +7,7 @@ PostgreSQL: the database songbook_bench_search_N on the given server), with a fe
 planted for the rarer classes. One `songbook serve` process answers; each class is asked
 `--runs` times, one request at a time, for a first page of 50, then again with totalCount
 and totalCountIsCapped. Beside each, "scan" times the statement search ran before it was
-indexed (a case-insensitive LIKE over title and artist, newest first) on the same
+indexed (a case-insensitive LIKE over title and artist, in the page's order) on the same
 database, without HTTP, for the before-and-after.
 """
 
@@ -121,7 +121,15 @@ async def plant(url: str) -> None:
         await db.dispose()
 
 
-async def scan(url: str, term: str, runs: int) -> list[float]:
+# The orders the old statement had, by field and direction.
+OLD_ORDERS: dict[tuple[str, str], tuple[Any, ...]] = {
+    ("DATE_ADDED", "DESC"): (Song.date_added.desc(), Song.id.desc()),
+    ("TITLE", "ASC"): (Song.title.asc(), Song.id.asc()),
+    ("ARTIST", "DESC"): (sa.func.coalesce(Song.artist, "").desc(), Song.id.desc()),
+}
+
+
+async def scan(url: str, term: str, runs: int, order: tuple[str, str]) -> list[float]:
     """The statement search ran before this issue, timed on the database directly."""
     pattern = f"%{escape_like(term)}%"
     statement = (
@@ -129,7 +137,7 @@ async def scan(url: str, term: str, runs: int) -> list[float]:
         .where(
             sa.or_(Song.title.ilike(pattern, escape="\\"), Song.artist.ilike(pattern, escape="\\"))
         )
-        .order_by(Song.date_added.desc(), Song.id.desc())
+        .order_by(*OLD_ORDERS[order])
         .limit(51)
     )
     db = Database(DatabaseSettings(url=url))
@@ -178,8 +186,9 @@ async def main(postgres: str | None, songs: int, runs: int, scans: int) -> None:
                 page = await ask(http, PAGE, variables, runs)
                 counted = await ask(http, COUNTED, variables, runs)
                 line = f"  {label:<26} {term!r:<12} page {describe(page)} | with totalCount {describe(counted)}"
-                if field == "DATE_ADDED" and scans:
-                    line += f" | scan p50 {statistics.median(await scan(url, term, scans)) * 1000:7.1f} ms"
+                if (field, direction) in OLD_ORDERS and scans:
+                    old = await scan(url, term, scans, (field, direction))
+                    line += f" | scan p50 {statistics.median(old) * 1000:7.1f} ms"
                 print(line)
 
 
