@@ -5,6 +5,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -451,6 +452,40 @@ def _songs_begun(by_source: bool) -> sa.Select[Any]:
     return sa.select(sa.func.greatest(begun(Song.title_folded), begun(Song.artist_folded)))
 
 
+# Relevance's third tier: titles in which a word (not the title) begins with the term.
+WORD_TIER = 2
+
+
+@functools.lru_cache(maxsize=64)
+def _word_tier_walk(
+    columns: frozenset[str] | None, plan: Plan, dialect: str, by_source: bool, since: bool
+) -> sa.Select[Any]:
+    """Relevance's word tier, newest first, as a walk: WALK_FLOOR, the key WALK_ROWS songs
+    past `since_N` (or the newest), or WALK, that tier's songs up to `until_N`, as plain
+    rows of the relevance order (for its cursors)."""
+    newest = song_order()
+    bounds = [Song.source == sa.bindparam("source")] if by_source else []
+    if since:
+        bounds.append(newest.beyond_parameters("since"))
+    if plan is Plan.WALK_FLOOR:
+        return (
+            sa.select(*newest.labelled())
+            .where(*bounds)
+            .order_by(*newest.order_by())
+            .limit(1)
+            .offset(sa.bindparam("walk"))
+        )
+    if plan is Plan.WALK:
+        bounds.append(newest.within_parameters("until"))
+    relevance = song_order(SongSort.RELEVANCE)
+    return (
+        sa.select(*_selected(columns, relevance))
+        .where(_relevance() == WORD_TIER, *bounds)
+        .order_by(*newest.order_by())
+        .limit(sa.bindparam("limit"))
+    )
+
+
 class SongRepository(Repository[Song]):
     model = Song
 
@@ -471,7 +506,10 @@ class SongRepository(Repository[Song]):
         page of a common term at once; a page it leaves short is read again from the
         search index, which finds a rare term's few songs wherever they are. On SQLite,
         whose search table tells a rare term at once (fewer than FEW_HITS songs), such a
-        term's page is read from the index with no walk."""
+        term's page is read from the index with no walk. By relevance, which no index
+        orders, the titles that begin with the term come first (Plan.PREFIXED), then
+        those in which a word does (`_word_tier`); a page they leave short, the index
+        answers."""
         request = request.validated()
         order = order or song_order()
         if columns is None and (by_relevance(order) or filter.term):
@@ -502,15 +540,19 @@ class SongRepository(Repository[Song]):
 
         if not filter.term:
             return request.page_of(await read(Plan.SCAN), order)
+        if self.dialect == "sqlite" and len(filter.term) >= TRIGRAM:
+            parameters["match"] = await self._match(filter.term)
+            if await self._few_hits(parameters):
+                return request.page_of(await read(Plan.INDEXED), order)
         if by_relevance(order) and order.descending != request.backwards and parameters["term_end"]:
             # Titles that begin with the term come first; a page full of them is the page.
             rows = await read(Plan.PREFIXED)
             if len(rows) > request.size:
                 return request.page_of(rows, order)
-        if self.dialect == "sqlite" and len(filter.term) >= TRIGRAM:
-            parameters["match"] = await self._match(filter.term)
-            if await self._few_hits(parameters):
-                return request.page_of(await read(Plan.INDEXED), order)
+            if order.descending and request.before is None:
+                rows += await self._word_tier(request, shape[0], filter, parameters, rows)
+                if len(rows) > request.size:
+                    return request.page_of(rows, order)
         parameters["walk"] = WALK_ROWS
         # Relevance is no index's order: a walk in it would read every song.
         if not by_relevance(order):
@@ -529,6 +571,37 @@ class SongRepository(Repository[Song]):
         parameters["match"] = match = await self._match(filter.term)
         rows = await read(Plan.SCAN if match is None else Plan.INDEXED)
         return request.page_of(rows, order)
+
+    async def _word_tier(
+        self,
+        request: PageRequest,
+        columns: frozenset[str] | None,
+        filter: SongFilter,
+        parameters: dict[str, Any],
+        prefixed: Sequence[Any],
+    ) -> Sequence[Any]:
+        """By relevance, after every title that begins with the term (`prefixed`, the
+        rest of them): the word tier, newest first, as far as a walk of WALK_ROWS songs
+        finds it. The newest it finds are that tier's first, whatever lies past the walk:
+        if they fill the page, they are the page."""
+        values = {**parameters, "limit": request.size + 1 - len(prefixed)}
+        if "after_0" in parameters:
+            if parameters["after_0"] < WORD_TIER:
+                return []  # the page starts past this tier
+            if parameters["after_0"] == WORD_TIER:
+                values.update(since_0=parameters["after_1"], since_1=parameters["after_2"])
+        shape = (self.dialect, filter.source is not None, "since_0" in values)
+        floor = (
+            await self.session.execute(
+                _word_tier_walk(columns, Plan.WALK_FLOOR, *shape), {**values, "walk": WALK_ROWS}
+            )
+        ).first()
+        # Fewer than WALK_ROWS songs from there on: the walk reads them all.
+        plan = Plan.SCAN if floor is None else Plan.WALK
+        if floor is not None:
+            values.update(until_0=floor[0], until_1=floor[1])
+        result = await self.session.execute(_word_tier_walk(columns, plan, *shape), values)
+        return list(result.all())
 
     async def count_matching(self, filter: SongFilter = SongFilter()) -> Count:
         """How many songs the filter lets through; a search's count is capped."""

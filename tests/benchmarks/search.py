@@ -47,6 +47,8 @@ ORDERS = [
     ("common word, by title", "river", "TITLE", "ASC"),
     ("rare word, by artist", "zanzibar", "ARTIST", "DESC"),
     ("common word, by relevance", "river", "RELEVANCE", "DESC"),
+    ("word in titles, relevance", "love", "RELEVANCE", "DESC"),
+    ("artist name, by relevance", "northbound", "RELEVANCE", "DESC"),
     ("rare word, by relevance", "zanzibar", "RELEVANCE", "DESC"),
 ]
 PAGE = """query Search($q: String!, $field: SongSortField!, $direction: SortDirection!) {
