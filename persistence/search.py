@@ -43,6 +43,11 @@ SEARCH_INDEXES = {
 }
 
 
+def create_search_index(name: str) -> str:
+    """The statement that makes PostgreSQL's search index `name`, unless it exists."""
+    return f"CREATE INDEX IF NOT EXISTS {name} ON songs {SEARCH_INDEXES[name]}"
+
+
 async def rebuild_search(db: Database) -> tuple[int, int]:
     """Fold every song again and rebuild the search index: (songs, songs refolded)."""
     async with db.transaction() as session:
@@ -65,13 +70,11 @@ async def rebuild_search(db: Database) -> tuple[int, int]:
                     )
                 ).scalars()
             )
-            for name, definition in SEARCH_INDEXES.items():
+            for name in SEARCH_INDEXES:
                 # One missing (a seed killed while it had set them aside) is made anew.
                 await session.execute(
                     sa.text(
-                        f"REINDEX INDEX {name}"
-                        if name in present
-                        else f"CREATE INDEX {name} ON songs {definition}"
+                        f"REINDEX INDEX {name}" if name in present else create_search_index(name)
                     )
                 )
     return songs, refolded

@@ -41,7 +41,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.database import Database
 from persistence.ids import new_id
 from persistence.models import Base, JobStatus, SongSource, fold
-from persistence.search import SEARCH_INDEXES, SQLITE_FILL, SQLITE_OPTIMIZE
+from persistence.search import (
+    SEARCH_INDEXES,
+    SQLITE_FILL,
+    SQLITE_OPTIMIZE,
+    create_search_index,
+)
 from persistence.settings import DatabaseSettings
 
 ARTISTS = [
@@ -317,15 +322,13 @@ INDEX_BUILDERS = 2
 async def _build_postgresql_search_indexes(db: Database) -> None:
     """PostgreSQL: the search indexes set aside, built side by side (CREATE INDEX takes a
     lock that others building on the same table share)."""
-    waiting = list(SEARCH_INDEXES.items())
+    waiting = list(SEARCH_INDEXES)
 
     async def builder() -> None:
         while waiting:
-            name, definition = waiting.pop(0)
+            name = waiting.pop(0)
             async with db.transaction() as session:
-                await session.execute(
-                    sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON songs {definition}")
-                )
+                await session.execute(sa.text(create_search_index(name)))
 
     await asyncio.gather(*(builder() for _ in range(INDEX_BUILDERS)))
 

@@ -331,6 +331,20 @@ def _joined_to_hits(
     return statement
 
 
+def _walk_floor(
+    order: KeysetOrder, bounds: list[sa.ColumnElement[bool]], ordering: list[Any]
+) -> sa.Select[Any]:
+    """The key of the song `walk` (WALK_ROWS) songs past the start of `bounds`, in
+    `ordering`: where a walk from there stops."""
+    return (
+        sa.select(*order.labelled())
+        .where(*bounds)
+        .order_by(*ordering)
+        .limit(1)
+        .offset(sa.bindparam("walk"))
+    )
+
+
 @functools.lru_cache(maxsize=512)
 def _song_page(
     columns: frozenset[str] | None,
@@ -354,14 +368,7 @@ def _song_page(
     ordering = order.order_by(reverse=backwards)
     selected = _selected(columns, order)
     if plan is Plan.WALK_FLOOR:
-        # The key of the song WALK_ROWS past the page's start: where a walk stops.
-        return (
-            sa.select(*order.labelled())
-            .where(*bounds)
-            .order_by(*ordering)
-            .limit(1)
-            .offset(sa.bindparam("walk"))
-        )
+        return _walk_floor(order, bounds, ordering)
     if plan is Plan.PREFIXED:
         # The page's keys from the index alone (it carries every column they are ordered
         # and bounded by), then those few songs.
@@ -452,6 +459,15 @@ def _songs_begun(by_source: bool) -> sa.Select[Any]:
     return sa.select(sa.func.greatest(begun(Song.title_folded), begun(Song.artist_folded)))
 
 
+# SQLite: the rows its search table finds for `match`, counted up to `few`.
+_SEARCH_HITS = sa.select(sa.func.count()).select_from(
+    sa.select(sa.literal(1))
+    .select_from(sa.table(SEARCH_TABLE))
+    .where(sa.text(f"{SEARCH_TABLE} MATCH :match"))
+    .limit(sa.bindparam("few"))
+    .subquery("hits")
+)
+
 # Relevance's third tier: titles in which a word (not the title) begins with the term.
 WORD_TIER = 2
 
@@ -468,13 +484,7 @@ def _word_tier_walk(
     if since:
         bounds.append(newest.beyond_parameters("since"))
     if plan is Plan.WALK_FLOOR:
-        return (
-            sa.select(*newest.labelled())
-            .where(*bounds)
-            .order_by(*newest.order_by())
-            .limit(1)
-            .offset(sa.bindparam("walk"))
-        )
+        return _walk_floor(newest, bounds, newest.order_by())
     if plan is Plan.WALK:
         bounds.append(newest.within_parameters("until"))
     relevance = song_order(SongSort.RELEVANCE)
@@ -654,15 +664,8 @@ class SongRepository(Repository[Song]):
     async def _few_hits(self, parameters: dict[str, Any]) -> bool:
         """SQLite: whether its search table finds the `match` in fewer than FEW_HITS songs
         (or rows that only look like one: an upper bound, read from the table alone)."""
-        hits = (
-            sa.select(sa.literal(1))
-            .select_from(sa.table(SEARCH_TABLE))
-            .where(sa.text(f"{SEARCH_TABLE} MATCH :match"))
-            .limit(FEW_HITS)
-            .subquery("hits")
-        )
-        statement = sa.select(sa.func.count()).select_from(hits)
-        return int((await self.session.execute(statement, parameters)).scalar_one()) < FEW_HITS
+        found = await self.session.execute(_SEARCH_HITS, {**parameters, "few": FEW_HITS})
+        return int(found.scalar_one()) < FEW_HITS
 
     async def _match(self, term: str) -> str | None:
         """What finds `term` in the search index. SQLite's FTS5 query is a phrase; or, for
